@@ -1,0 +1,109 @@
+"""Typed, validated, versioned configs.
+
+Every config is a frozen pydantic model derived from :class:`FrozenConfig`: unknown fields are
+rejected, values are validated where they enter (CLI, YAML), and the resolved config is written back
+out as YAML. Stages define their own configs next to their code by subclassing :class:`FrozenConfig`;
+this module holds the base and the configs the first stage (load) needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from edgeprune.errors import ConfigError
+
+CONFIG_VERSION = 1
+
+
+def describe_validation_error(err: ValidationError, where: str) -> str:
+    """One line naming the first invalid field of a pydantic error."""
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
+    return f"{where}: field '{loc}': {first.get('msg', 'invalid')}"
+
+
+class FrozenConfig(BaseModel):
+    """Base of every edgeprune config: frozen, strict about unknown fields, YAML round-trip."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kind: ClassVar[str] = "config"
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], where: str = "config") -> Self:
+        """Validate ``data``; raise :class:`ConfigError` with one line on failure."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            raise ConfigError(describe_validation_error(err, where)) from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Self:
+        """Load and validate a YAML file."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"config file {path} is not readable YAML: {err}".splitlines()[0]) from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at top level")
+        return cls.from_mapping(data, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/YAML-serialisable data."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        """The resolved config as YAML (stable key order)."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+class ModelConfig(FrozenConfig):
+    """Which network to compress.
+
+    ``name`` is a built-in family (``resnet56``), ``torchvision:NAME`` or ``package.module:factory``.
+    """
+
+    kind: ClassVar[str] = "model"
+    name: str = "digits-resnet"
+    weights: Path | None = None
+    num_classes: int | None = Field(default=None, ge=2)
+    input_shape: tuple[int, int, int] | None = None  # C, H, W; None: the family's / data's default
+
+    @field_validator("name")
+    @classmethod
+    def _non_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("model name is empty")
+        return v.strip()
+
+
+class DataConfig(FrozenConfig):
+    """Where the data comes from and how it is prepared.
+
+    ``source`` is ``digits`` (scikit-learn's built-in 8x8 digits, no download), a ``.npz`` file with
+    ``x`` (N,H,W,C uint8) and ``y``, a directory holding ``train*.npz`` and ``test*.npz``, or an image
+    folder (one sub-folder per class, optionally under ``train/`` and ``test/``).
+    """
+
+    kind: ClassVar[str] = "data"
+    source: str = "digits"
+    mean: tuple[float, ...] | None = None  # per channel, on 0..1 pixels; None: the source's default
+    std: tuple[float, ...] | None = None
+    input_size: tuple[int, int] | None = None  # H, W to resize to; None: keep
+    val_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)  # used only when no test split exists
+    calib_size: int = Field(default=512, ge=1)
+    seed: int = 0
+
+    @field_validator("std")
+    @classmethod
+    def _positive_std(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
+        if v is not None and any(s <= 0 for s in v):
+            raise ValueError("std must be positive")
+        return v

@@ -1,0 +1,42 @@
+"""Model import (load stage): built-in families, torchvision architectures, user factories, weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgeprune.config import ModelConfig
+from edgeprune.models.registry import ModelFamily, families, register_family, resolve_model
+from edgeprune.models.weights import load_weights, read_state_dict
+
+__all__ = [
+    "LoadedModel",
+    "ModelFamily",
+    "build_model",
+    "families",
+    "load_weights",
+    "read_state_dict",
+    "register_family",
+]
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A network in eval mode with its weights, and what it expects as input."""
+
+    model: nn.Module
+    name: str
+    input_shape: tuple[int, int, int] | None  # C, H, W when known
+    num_classes: int
+
+
+def build_model(cfg: ModelConfig) -> LoadedModel:
+    """Build the network ``cfg`` names and load its weights (if any); the model is in eval mode."""
+    resolved = resolve_model(cfg.name, cfg.num_classes)
+    model = resolved.model
+    if cfg.weights is not None:
+        load_weights(model, cfg.weights)
+    model.eval()
+    shape = cfg.input_shape or resolved.input_shape
+    return LoadedModel(model, resolved.name, shape, resolved.num_classes)

@@ -1,0 +1,131 @@
+"""Model families: a registry of built-in networks, plus ``torchvision:NAME`` and ``module:factory``.
+
+A family knows how to build an untrained network for a class count and its natural input shape.
+Weights are loaded separately (:mod:`edgeprune.models.weights`), never downloaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgeprune.errors import ConfigError, ModelLoadError
+from edgeprune.models.cifar_resnet import CifarResNet, cifar_resnet
+
+Builder = Callable[[int], nn.Module]  # num_classes -> module
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A built-in family: how to build it and what it expects."""
+
+    name: str
+    build: Builder
+    input_shape: tuple[int, int, int]  # C, H, W
+    num_classes: int
+    description: str
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add a family; a duplicate name is a programming error."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"model family {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def families() -> dict[str, ModelFamily]:
+    """The registered built-in families by name."""
+    return dict(_FAMILIES)
+
+
+for _depth in (20, 32, 44, 56, 110):
+    register_family(
+        ModelFamily(
+            name=f"resnet{_depth}",
+            build=lambda k, d=_depth: cifar_resnet(d, num_classes=k),
+            input_shape=(3, 32, 32),
+            num_classes=10,
+            description=f"CIFAR ResNet-{_depth} (He et al. 2016, option-A shortcut)",
+        )
+    )
+
+register_family(
+    ModelFamily(
+        name="digits-resnet",
+        build=lambda k: CifarResNet((2, 2, 2), num_classes=k, in_channels=1, widths=(16, 32, 64)),
+        input_shape=(1, 8, 8),
+        num_classes=10,
+        description="small CIFAR-style ResNet-14 for 8x8 grayscale digits (the default job)",
+    )
+)
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """An untrained network and what it expects."""
+
+    model: nn.Module
+    name: str
+    input_shape: tuple[int, int, int] | None
+    num_classes: int
+
+
+def _torchvision(name: str, num_classes: int) -> nn.Module:
+    from edgeprune.models.tv_compat import torchvision_models
+
+    tvm = torchvision_models()
+    known = tvm.list_models(module=tvm)
+    if name not in known:
+        raise ConfigError(
+            f"unknown torchvision classification model {name!r} (known: {', '.join(sorted(known)[:8])}, ...)"
+        )
+    try:
+        return tvm.get_model(name, weights=None, num_classes=num_classes)
+    except (TypeError, ValueError) as err:
+        raise ModelLoadError(f"torchvision:{name} cannot be built with {num_classes} classes: {err}") from None
+
+
+def _factory(spec: str, num_classes: int | None) -> nn.Module:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ModelLoadError(f"cannot import model module {module_name!r}: {err}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ModelLoadError(f"{module_name!r} has no callable {attr!r}")
+    try:
+        model = factory() if num_classes is None else factory(num_classes=num_classes)
+    except TypeError as err:
+        raise ModelLoadError(f"model factory {spec} failed: {err}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelLoadError(f"model factory {spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
+def resolve_model(name: str, num_classes: int | None = None) -> ResolvedModel:
+    """Build an untrained network from a family name, ``torchvision:NAME`` or ``module:factory``."""
+    if name.startswith("torchvision:"):
+        tv_name = name.split(":", 1)[1]
+        k = num_classes or 1000
+        return ResolvedModel(_torchvision(tv_name, k), name, None, k)
+    if name in _FAMILIES:
+        fam = _FAMILIES[name]
+        k = num_classes or fam.num_classes
+        return ResolvedModel(fam.build(k), name, fam.input_shape, k)
+    if ":" in name:
+        model = _factory(name, num_classes)
+        head = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        k = num_classes or (head[-1].out_features if head else 0)
+        return ResolvedModel(model, name, None, k)
+    raise ConfigError(
+        f"unknown model {name!r}: use a family ({', '.join(sorted(_FAMILIES))}), "
+        "torchvision:NAME, or package.module:factory"
+    )
