@@ -52,3 +52,18 @@ def test_an_upward_import_breaks_the_contract(tmp_path: Path, upper: str) -> Non
 
     assert result.returncode != 0
     assert f"edgeprune.models is not allowed to import {upper}" in result.stdout
+
+
+def test_every_package_has_an_init() -> None:
+    """A folder of modules without ``__init__.py`` is a namespace package, which import-linter does not
+    analyse: upward imports inside it would pass unnoticed."""
+    package_root = REPO_ROOT / "edgeprune"
+    missing = sorted(
+        str(folder.relative_to(REPO_ROOT))
+        for folder in [package_root, *package_root.rglob("*")]
+        if folder.is_dir()
+        and folder.name != "__pycache__"
+        and any(folder.glob("*.py"))
+        and not (folder / "__init__.py").exists()
+    )
+    assert missing == [], f"add an __init__.py to: {', '.join(missing)}"
