@@ -1,0 +1,61 @@
+"""Every kernel configuration the search space of a network can produce at a channel multiple.
+
+The space (see :mod:`edgeprune.space`) keeps each prunable width at a multiple of the target's channel
+multiple (or the full width) and may drop identity-shortcut blocks. Dropping a block removes its
+kernel and changes no other, so the kernels to measure are, per block position of the unpruned
+network, its inner width over all levels, and — for CIFAR ResNets, whose stage widths (residual
+streams) are architecture genes — the stream widths over all levels too. Other families keep their
+stream widths as built (a torchvision network's stream pruning is interpolated or falls outside the
+table, which the predictor reports).
+"""
+
+from __future__ import annotations
+
+from itertools import product
+
+from torch import nn
+
+from edgeprune.latency.kernels import KernelKey, extract_kernels
+
+
+def channel_levels(channels: int, multiple: int) -> tuple[int, ...]:
+    """Multiples of ``multiple`` below ``channels``, then ``channels`` (as the search space does)."""
+    if channels <= multiple:
+        return (channels,)
+    return (*range(multiple, channels, multiple), channels)
+
+
+def _is_cifar_resnet(model: nn.Module) -> bool:
+    return type(model).__name__ == "CifarResNet"
+
+
+def _variants(key: KernelKey, multiple: int, streams: bool, last: bool) -> list[KernelKey]:
+    lv = lambda c: channel_levels(c, multiple)  # noqa: E731
+    if key.op == "cifar_block":
+        mids = lv(key.mid)
+        if not streams:
+            return [key.with_channels(key.cin, m, key.cout) for m in mids]
+        if key.stride == 1 and key.cin == key.cout:
+            return [key.with_channels(w, m, w) for w in lv(key.cin) for m in mids]
+        return [key.with_channels(a, m, b) for a, m, b in product(lv(key.cin), mids, lv(key.cout))]
+    if key.op == "inverted_residual":
+        if key.variant.endswith("noexpand"):
+            return [key]
+        return [key.with_channels(key.cin, m, key.cout) for m in lv(key.mid)]
+    if key.op == "conv" and streams and key.variant.startswith("input"):
+        return [key.with_channels(key.cin, 0, c) for c in lv(key.cout)]
+    if key.op in ("gap_linear", "linear") and streams and last:
+        return [key.with_channels(c, 0, key.cout) for c in lv(key.cin)]
+    return [key]
+
+
+def enumerate_kernels(model: nn.Module, input_shape: tuple[int, int, int], multiple: int,
+                      precision: str = "fp32") -> list[KernelKey]:
+    """Distinct kernels the search space of ``model`` can produce, in network order."""
+    base = extract_kernels(model, input_shape, precision)
+    streams = _is_cifar_resnet(model)
+    seen: dict[KernelKey, None] = {}
+    for i, key in enumerate(base):
+        for v in _variants(key, multiple, streams, last=i == len(base) - 1):
+            seen.setdefault(v, None)
+    return list(seen)

@@ -1,0 +1,143 @@
+"""Latency of a whole (pruned) network = the sum of its kernels + the per-call overhead.
+
+A measured predictor looks each kernel up in the target's table; a channel count between measured
+points is interpolated linearly in MACs between the nearest entries of the same kernel family that
+bound it channel-wise from below and above. A kernel the table cannot cover is an error (a figure is
+never invented). An estimate predictor uses the profile's roofline. ``source`` travels with every
+figure the search, CSV and report show.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from edgeprune.errors import ProfileError
+from edgeprune.latency.kernels import KernelKey, extract_kernels
+from edgeprune.latency.profile import EstimateSpec, HardwareProfile
+from edgeprune.latency.roofline import Roofline
+from edgeprune.latency.table import LatencyTable
+
+OVERHEAD_KEY_OP = "overhead"
+
+
+def overhead_key(precision: str) -> KernelKey:
+    """The table entry holding the runtime's empty-call time (added once per network)."""
+    return KernelKey(OVERHEAD_KEY_OP, 0, 0, 0, 0, 0, 0, 0, 0, "", precision)
+
+
+class LatencyPredictor:
+    """Predicts batch-1 latency in ms; ``source`` is ``measured`` or ``estimate``."""
+
+    def __init__(self, source: str, precision: str, *, table: LatencyTable | None = None,
+                 estimate: EstimateSpec | None = None, note: str = ""):
+        if source not in ("measured", "estimate"):
+            raise ValueError(f"source must be measured or estimate, got {source!r}")
+        if (source == "measured") != (table is not None):
+            raise ValueError("a measured predictor needs a table, an estimate predictor none")
+        if source == "estimate" and estimate is None:
+            raise ValueError("an estimate predictor needs an estimate spec")
+        self.source = source
+        self.precision = precision
+        self.note = note
+        self._table = table
+        self._cache: dict[KernelKey, float] = {}
+        self._families: dict[tuple[Any, ...], list[tuple[tuple[int, int, int], int, float]]] = defaultdict(list)
+        if table is not None:
+            for k, e in table.entries.items():
+                self._cache[k] = e.median_ms
+                self._families[k.family].append((k.channels, k.macs, e.median_ms))
+            ov = table.get(overhead_key(precision))
+            if ov is None:
+                raise ProfileError("latency table has no empty-call overhead entry; re-run `edgeprune profile`")
+            self.overhead_ms = ov.median_ms
+        else:
+            assert estimate is not None
+            self._roofline = Roofline(estimate.peak_gflops, estimate.bandwidth_gbps, estimate.compute_efficiency,
+                                      estimate.memory_efficiency, estimate.kernel_overhead_ms, estimate.bytes_per_value)
+            self.overhead_ms = estimate.call_overhead_ms
+
+    def covers_family(self, key: KernelKey) -> bool:
+        """Whether a key's family is in the table (always true for an estimate)."""
+        return self._table is None or key.family in self._families
+
+    def kernel_ms(self, key: KernelKey) -> float:
+        """One kernel's time (cached)."""
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        ms = self._interpolate(key) if self._table is not None else self._roofline.convs_ms(key.convs())
+        self._cache[key] = ms
+        return ms
+
+    def _interpolate(self, key: KernelKey) -> float:
+        members = self._families.get(key.family, [])
+        ch, macs = key.channels, key.macs
+        below = [(m, t) for c, m, t in members if all(a <= b for a, b in zip(c, ch, strict=True))]
+        above = [(m, t) for c, m, t in members if all(a >= b for a, b in zip(c, ch, strict=True))]
+        if not below or not above:
+            raise ProfileError(
+                f"the latency table has no entries around kernel {key}; run `edgeprune profile` for this model"
+            )
+        lo_m, lo_t = max(below)
+        hi_m, hi_t = min(above)
+        if hi_m == lo_m:
+            return min(lo_t, hi_t)
+        f = (macs - lo_m) / (hi_m - lo_m)
+        return lo_t + min(max(f, 0.0), 1.0) * (hi_t - lo_t)
+
+    def predict_kernels_ms(self, kernels: Sequence[KernelKey]) -> float:
+        """Latency of a network given its kernels (fast path: dictionary lookups)."""
+        return self.overhead_ms + sum(self.kernel_ms(k) for k in kernels)
+
+    def predict_ms(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
+        """Latency of ``model`` at batch 1 on the target (traces it once)."""
+        return self.predict_kernels_ms(extract_kernels(model, tuple(input_shape), self.precision))
+
+
+def _estimate_predictor(profile: HardwareProfile, note: str) -> LatencyPredictor:
+    if profile.estimate is None:
+        raise ProfileError(f"profile {profile.name} has no estimate to fall back on")
+    return LatencyPredictor("estimate", profile.precision, estimate=profile.estimate, note=note)
+
+
+def predictor_for(profile: HardwareProfile, model_name: str | None = None) -> LatencyPredictor:
+    """The predictor of ``profile``; with ``model_name``, check the table covers that network.
+
+    A measured table that lacks the kernel families of ``model_name`` falls back to the profile's
+    estimate (labelled ``estimate``) when it has one, else raises :class:`ProfileError`.
+    """
+    if profile.table is None:
+        return _estimate_predictor(profile, f"{profile.name}: roofline estimate ({profile.estimate and profile.estimate.method})")
+    path = profile.table_path()
+    if not path.is_file():
+        if profile.estimate is not None:
+            return _estimate_predictor(profile, f"{profile.name}: no measured table at {path} yet")
+        raise ProfileError(f"profile {profile.name}: measured table {path} not found; run `edgeprune profile --target {profile.name}`")
+    table = LatencyTable.load(path)
+    pred = LatencyPredictor("measured", profile.precision, table=table, note=f"{profile.name}: measured table {path.name}")
+    if model_name is None:
+        return pred
+    from edgeprune.config import ModelConfig
+    from edgeprune.errors import EdgepruneError
+    from edgeprune.models import build_model
+
+    try:
+        loaded = build_model(ModelConfig(name=model_name))
+    except EdgepruneError:
+        return pred
+    if loaded.input_shape is None:
+        return pred
+    keys = extract_kernels(loaded.model, loaded.input_shape, profile.precision)
+    missing = [k for k in keys if not pred.covers_family(k)]
+    if not missing:
+        return pred
+    if profile.estimate is not None:
+        return _estimate_predictor(profile, f"{profile.name}: table does not cover {model_name} ({missing[0]}); roofline estimate")
+    raise ProfileError(
+        f"the {profile.name} table does not cover {model_name} (e.g. {missing[0]}); "
+        f"run `edgeprune profile --target {profile.name} --model {model_name}`"
+    )

@@ -1,0 +1,170 @@
+"""Hardware profiles: one validated YAML per target in ``hw_profiles/``, with its latency provenance.
+
+A profile names the runtime, precision, threads, batch size and channel multiple of a target, and
+where its latency figures come from:
+
+* ``table: {source: measured, path: ...}`` — a per-kernel table measured on the device
+  (:mod:`edgeprune.latency.table`; the file carries device, runtime version, date, method);
+* ``estimate: {...}`` — a per-kernel roofline from the device's stated peak throughput and memory
+  bandwidth (cited in the YAML), with efficiency factors fitted to published on-device measurements.
+
+A measured profile may carry an ``estimate`` too: it is used only for networks whose kernel families
+the table does not cover, and every such figure is labelled ``estimate``.
+
+Profiles are found in ``$EDGEPRUNE_PROFILES_DIR``, then the source tree's ``hw_profiles/`` (editable
+install, fresh clone), then ``<prefix>/share/edgeprune/hw_profiles`` (wheel install).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import ClassVar, Literal
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from edgeprune.config import FrozenConfig, describe_validation_error
+from edgeprune.errors import ProfileError
+
+PROFILES_ENV = "EDGEPRUNE_PROFILES_DIR"
+_RUNTIMES: dict[str, str] = {}
+
+
+def register_runtime(name: str, description: str) -> str:
+    """Declare a runtime a profile may name; a duplicate is a programming error."""
+    if name in _RUNTIMES:
+        raise ValueError(f"runtime {name!r} is already registered")
+    _RUNTIMES[name] = description
+    return name
+
+
+register_runtime("onnxruntime-cpu", "ONNX Runtime, CPU execution provider")
+register_runtime("tensorrt", "NVIDIA TensorRT engine built on the device")
+
+
+def known_runtimes() -> dict[str, str]:
+    return dict(_RUNTIMES)
+
+
+class MeasuredTableRef(FrozenConfig):
+    """A measured per-kernel table (path relative to the profile's directory)."""
+
+    kind: ClassVar[str] = "measured-table"
+    source: Literal["measured"] = "measured"
+    path: str
+
+
+class EstimateSpec(FrozenConfig):
+    """A per-kernel roofline: ``t = max(macs·2/(peak·eff_c), bytes/(bw·eff_m)) + kernel overhead``.
+
+    ``peak_gflops`` and ``bandwidth_gbps`` are the device's stated figures (``citations``); the
+    efficiencies and overheads are fitted (``fitted_to``), with the hold-out error of that fit.
+    """
+
+    kind: ClassVar[str] = "estimate"
+    source: Literal["estimate"] = "estimate"
+    method: str
+    peak_gflops: float = Field(gt=0)
+    bandwidth_gbps: float = Field(gt=0)
+    bytes_per_value: int = Field(default=4, ge=1, le=8)
+    compute_efficiency: float = Field(gt=0, le=1.5)
+    memory_efficiency: float = Field(gt=0, le=1.5)
+    kernel_overhead_ms: float = Field(ge=0)
+    call_overhead_ms: float = Field(ge=0)
+    citations: tuple[str, ...] = Field(min_length=1)
+    fitted_to: str
+    holdout: dict[str, float] = Field(default_factory=dict)
+
+
+class HardwareProfile(FrozenConfig):
+    """A deployment target: runtime, precision, threads, batch, channel multiple, latency provenance."""
+
+    kind: ClassVar[str] = "hardware-profile"
+    version: int = 1
+    name: str
+    description: str
+    device: str
+    runtime: str
+    precision: Literal["fp32", "fp16", "int8"]
+    threads: int = Field(ge=1)
+    batch_size: int = Field(default=1, ge=1)
+    channel_multiple: int = Field(ge=1)
+    channel_multiple_reason: str = ""
+    table: MeasuredTableRef | None = None
+    estimate: EstimateSpec | None = None
+    profile_dir: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("runtime")
+    @classmethod
+    def _known_runtime(cls, v: str) -> str:
+        if v not in _RUNTIMES:
+            raise ValueError(f"unknown runtime {v!r} (known: {', '.join(sorted(_RUNTIMES))})")
+        return v
+
+    @property
+    def source(self) -> str:
+        """``measured`` when the profile has a measured table, else ``estimate``."""
+        return "measured" if self.table is not None else "estimate"
+
+    def table_path(self) -> Path:
+        """Where the measured table lives (it may not exist yet before the first ``profile`` run)."""
+        if self.table is None:
+            raise ProfileError(f"profile {self.name} has no measured table")
+        p = Path(self.table.path)
+        return p if p.is_absolute() else (self.profile_dir or Path.cwd()) / p
+
+
+def profiles_dirs() -> list[Path]:
+    """Directories searched for ``<target>.yaml``, first match wins."""
+    out: list[Path] = []
+    env = os.environ.get(PROFILES_ENV)
+    if env:
+        out.append(Path(env))
+    out.append(Path(__file__).resolve().parents[2] / "hw_profiles")
+    out.append(Path(sys.prefix) / "share" / "edgeprune" / "hw_profiles")
+    return out
+
+
+def _parse(path: Path) -> HardwareProfile:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ProfileError(f"profile {path} is not readable YAML: {err}".splitlines()[0]) from None
+    if not isinstance(data, dict):
+        raise ProfileError(f"profile {path} must hold a mapping at top level")
+    try:
+        prof = HardwareProfile.model_validate({**data, "profile_dir": path.parent})
+    except ValidationError as err:
+        raise ProfileError("malformed hardware profile " + describe_validation_error(err, str(path))) from None
+    if prof.table is None and prof.estimate is None:
+        raise ProfileError(f"profile {path} has neither a measured table nor an estimate")
+    return prof
+
+
+def load_profile(name_or_path: str) -> HardwareProfile:
+    """A profile by target name (``host-cpu``) or YAML path; :class:`ProfileError` if unknown/malformed."""
+    candidate = Path(name_or_path)
+    if name_or_path.endswith((".yaml", ".yml")) or candidate.is_file():
+        if not candidate.is_file():
+            raise ProfileError(f"profile file not found: {candidate}")
+        return _parse(candidate)
+    for d in profiles_dirs():
+        p = d / f"{name_or_path}.yaml"
+        if p.is_file():
+            return _parse(p)
+    known = sorted({p.name for p in list_profiles()})
+    raise ProfileError(f"unknown target {name_or_path!r} (known: {', '.join(known) or 'none found'})")
+
+
+def list_profiles() -> list[HardwareProfile]:
+    """Every profile found, by name (the first directory holding a name wins)."""
+    seen: dict[str, HardwareProfile] = {}
+    for d in profiles_dirs():
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.yaml")):
+            if p.stem not in seen:
+                seen[p.stem] = _parse(p)
+    return [seen[k] for k in sorted(seen)]
