@@ -97,10 +97,10 @@ def _read_image_folder(root: Path, classes: tuple[str, ...] | None, size: tuple[
                 continue
             try:
                 with Image.open(f) as im:
-                    im = im.convert("RGB")
+                    rgb = im.convert("RGB")
                     if size is not None:
-                        im = im.resize((size[1], size[0]), Image.BILINEAR)
-                    arr = np.asarray(im, dtype=np.uint8)
+                        rgb = rgb.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+                    arr = np.asarray(rgb, dtype=np.uint8)
             except (UnidentifiedImageError, OSError) as err:
                 raise DataError(f"{f}: not a readable image ({err})") from None
             if images and arr.shape != images[0].shape:

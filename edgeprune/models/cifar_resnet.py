@@ -22,6 +22,8 @@ class EmbedShortcut(nn.Module):
     source are zero (the padding of option A).
     """
 
+    embed: torch.Tensor
+
     def __init__(self, in_channels: int, out_channels: int, stride: int, offset: int | None = None):
         super().__init__()
         if offset is None:

@@ -6,6 +6,7 @@ Weights are loaded separately (:mod:`edgeprune.models.weights`), never downloade
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,11 +46,23 @@ def families() -> dict[str, ModelFamily]:
     return dict(_FAMILIES)
 
 
+def _cifar_builder(depth: int) -> Builder:
+    return functools.partial(_build_cifar, depth)
+
+
+def _build_cifar(depth: int, num_classes: int) -> nn.Module:
+    return cifar_resnet(depth, num_classes=num_classes)
+
+
+def _build_digits(num_classes: int) -> nn.Module:
+    return CifarResNet((2, 2, 2), num_classes=num_classes, in_channels=1, widths=(16, 32, 64))
+
+
 for _depth in (20, 32, 44, 56, 110):
     register_family(
         ModelFamily(
             name=f"resnet{_depth}",
-            build=lambda k, d=_depth: cifar_resnet(d, num_classes=k),
+            build=_cifar_builder(_depth),
             input_shape=(3, 32, 32),
             num_classes=10,
             description=f"CIFAR ResNet-{_depth} (He et al. 2016, option-A shortcut)",
@@ -59,7 +72,7 @@ for _depth in (20, 32, 44, 56, 110):
 register_family(
     ModelFamily(
         name="digits-resnet",
-        build=lambda k: CifarResNet((2, 2, 2), num_classes=k, in_channels=1, widths=(16, 32, 64)),
+        build=_build_digits,
         input_shape=(1, 8, 8),
         num_classes=10,
         description="small CIFAR-style ResNet-14 for 8x8 grayscale digits (the default job)",

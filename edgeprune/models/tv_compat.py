@@ -8,6 +8,7 @@ again. Nothing here downloads anything; edgeprune never asks torchvision for pre
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from types import ModuleType
 from typing import Any
@@ -24,10 +25,8 @@ def _define_missing_schemas() -> None:
         return
     lib = torch.library.Library("torchvision", "FRAGMENT")
     for op in ("nms", "qnms"):
-        try:
+        with contextlib.suppress(RuntimeError):  # already defined by a working build
             lib.define(f"{op}{_SCHEMA}")
-        except RuntimeError:  # already defined by a working build
-            pass
     _library = lib
 
 
