@@ -1,0 +1,136 @@
+"""ONNX Runtime: CPU (threads), and its CUDA / TensorRT execution providers where installed.
+
+Sessions are opened exactly as the latency profiler opens them (:mod:`edgeprune.latency.ort_timing`):
+``intra_op_num_threads`` = the target's threads, sequential execution, spinning off, all graph
+optimisations — so a verified latency is comparable with the table's prediction.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprune.errors import DataError, RuntimeUnavailableError, VerificationError
+from edgeprune.runtime.base import register_runtime, run_in_chunks
+from edgeprune.runtime.benchmark import LatencyStats, benchmark_callable
+
+PROVIDERS = {
+    "onnxruntime-cpu": ["CPUExecutionProvider"],
+    "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "onnxruntime-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime as ort
+    except ImportError:  # pragma: no cover - a hard dependency
+        raise RuntimeUnavailableError("onnxruntime is not installed: pip install onnxruntime") from None
+    return ort
+
+
+def cpu_model_name() -> str:
+    """The CPU model from /proc/cpuinfo (or platform's guess)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def check_input(x: np.ndarray, shape: tuple[int | str, ...], where: str) -> np.ndarray:
+    """``x`` as contiguous float32 NCHW matching ``shape`` in C, H, W; a mismatch is a :class:`DataError`."""
+    if x.ndim != len(shape) or any(isinstance(s, int) and s != d for s, d in zip(shape[1:], x.shape[1:], strict=True)):
+        want = "x".join(str(s) for s in shape)
+        raise DataError(f"{where} expects input of shape {want}, got {'x'.join(map(str, x.shape))}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class OrtSession:
+    """A model loaded in ONNX Runtime."""
+
+    def __init__(self, sess: Any, path: Path):
+        self._sess = sess
+        self.path = path
+        inp = sess.get_inputs()[0]
+        self.input_name: str = inp.name
+        self.input_shape: tuple[int | str, ...] = tuple(d if isinstance(d, int) else str(d) for d in inp.shape)
+        self.providers: list[str] = sess.get_providers()
+        b = self.input_shape[0]
+        self._batch = b if isinstance(b, int) else None
+
+    def _call(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._sess.run(None, {self.input_name: x})[0])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        x = check_input(x, self.input_shape, str(self.path))
+        return run_in_chunks(self._call, x, self._batch)
+
+    def benchmark(self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3) -> LatencyStats:
+        x = check_input(x, self.input_shape, str(self.path))
+        if self._batch is not None:
+            x = x[: self._batch]
+        feed = {self.input_name: x}
+        return benchmark_callable(lambda: self._sess.run(None, feed), warmup=warmup, repetitions=repetitions, passes=passes)
+
+
+class OrtRuntime:
+    """ONNX Runtime with a fixed provider list."""
+
+    def __init__(self, name: str, threads: int):
+        self.name = name
+        self.threads = threads
+        self.providers = PROVIDERS[name]
+
+    def session_options(self) -> Any:
+        ort = _ort()
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        so.log_severity_level = 3
+        return so
+
+    def _check_providers(self) -> None:
+        available = set(_ort().get_available_providers())
+        missing = [p for p in self.providers if p not in available]
+        if missing:
+            raise RuntimeUnavailableError(
+                f"{self.name} needs ONNX Runtime's {missing[0]}, which this onnxruntime build lacks "
+                "(install onnxruntime-gpu with CUDA/TensorRT on a machine with an NVIDIA GPU)"
+            )
+
+    def load(self, path: Path) -> OrtSession:
+        """Open ``path`` in a fresh session; a missing or corrupt file is a :class:`VerificationError`."""
+        self._check_providers()
+        path = Path(path)
+        if not path.is_file():
+            raise VerificationError(f"model file not found: {path}")
+        ort = _ort()
+        try:
+            sess = ort.InferenceSession(str(path), sess_options=self.session_options(), providers=self.providers)
+        except Exception as err:  # ORT raises its own exception types for malformed models
+            raise VerificationError(f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0][:200]}") from None
+        return OrtSession(sess, path)
+
+    def info(self) -> dict[str, Any]:
+        import os
+
+        ort = _ort()
+        return {
+            "runtime": self.name, "runtime_version": ort.__version__, "providers": self.providers,
+            "threads": self.threads, "cpu": cpu_model_name(), "logical_cpus": os.cpu_count(),
+            "os": f"{platform.system()} {platform.machine()}", "python": platform.python_version(),
+        }  # fmt: skip
+
+
+for _name in PROVIDERS:
+    register_runtime(_name)(lambda threads, _n=_name: OrtRuntime(_n, threads))
