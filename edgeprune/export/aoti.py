@@ -41,7 +41,8 @@ def cpu_isa() -> str:
     import platform
 
     try:
-        flags = next((ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")), "").split()
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln for ln in f if ln.startswith("flags")), "").split()
     except OSError:
         flags = []
     for isa in ("avx512f", "avx2", "avx", "sse4_2"):
@@ -57,4 +58,6 @@ def load_aoti(path: Path) -> Any:
     try:
         return torch._inductor.aoti_load_package(str(path))
     except Exception as err:
-        raise ExportError(f"cannot load AOTInductor package {path}: {str(err).splitlines()[0][:200]}") from None
+        raise ExportError(
+            f"cannot load AOTInductor package {path}: {str(err).splitlines()[0][:200]}"
+        ) from None

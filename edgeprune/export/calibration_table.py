@@ -62,7 +62,9 @@ def read_table_json(path: Path) -> dict[str, Any]:
     return doc
 
 
-def write_trt_cache(path: Path, ranges: Mapping[str, tuple[float, float]], *, trt_version: str = TRT_CACHE_VERSION) -> Path:
+def write_trt_cache(
+    path: Path, ranges: Mapping[str, tuple[float, float]], *, trt_version: str = TRT_CACHE_VERSION
+) -> Path:
     """TensorRT's calibration cache for ``ranges`` (tensor name -> (min, max))."""
     lines = [f"TRT-{trt_version}-{TRT_ALGORITHM}"]
     for name, (lo, hi) in sorted(ranges.items()):

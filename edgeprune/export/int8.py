@@ -166,7 +166,9 @@ def quantize_int8(onnx_path: Path, calib_x: Any, recipe: CalibrationRecipe, out_
         except ExportError:
             raise
         except Exception as err:  # ORT's quantizer raises assorted types
-            raise ExportError(f"INT8 quantization of {onnx_path} failed: {str(err).splitlines()[0][:300]}") from None
+            raise ExportError(
+                f"INT8 quantization of {onnx_path} failed: {str(err).splitlines()[0][:300]}"
+            ) from None
     # TensorRT parses model.onnx: keep the ranges of tensors that exist there under the same name
     names = {i.name for i in proto.graph.input} | {o for n in proto.graph.node for o in n.output}
     trt_ranges = {k: v for k, v in ranges.items() if k in names}
@@ -175,5 +177,7 @@ def quantize_int8(onnx_path: Path, calib_x: Any, recipe: CalibrationRecipe, out_
         "int8_model": out_path.name, "tensor_names_refer_to": "the fp32 model after onnxruntime's quant_pre_process",
     }  # fmt: skip
     table = write_table_json(out_path.parent / "calibration.json", ranges, meta)
-    cache = write_trt_cache(out_path.parent / "calibration.cache", trt_ranges, trt_version=recipe.trt_cache_version)
+    cache = write_trt_cache(
+        out_path.parent / "calibration.cache", trt_ranges, trt_version=recipe.trt_cache_version
+    )
     return Int8Artifacts(out_path, table, cache, recipe.format, recipe.method, len(x), len(trt_ranges))

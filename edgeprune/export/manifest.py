@@ -119,5 +119,7 @@ def check_manifest(pick_dir: Path) -> Manifest:
         if not p.is_file():
             raise VerificationError(f"{p} is listed in the manifest but missing")
         if p.stat().st_size != entry.bytes or sha256_file(p) != entry.sha256:
-            raise VerificationError(f"{p}: sha256 does not match manifest.json (the file changed or is corrupt)")
+            raise VerificationError(
+                f"{p}: sha256 does not match manifest.json (the file changed or is corrupt)"
+            )
     return m

@@ -47,7 +47,9 @@ def _simplify(model: Any) -> Any:
     try:
         return onnxslim.slim(model)
     except Exception as err:  # onnxslim raises assorted types; a failed simplification is not fatal
-        raise ExportError(f"onnxslim could not simplify the model: {str(err).splitlines()[0][:200]}") from None
+        raise ExportError(
+            f"onnxslim could not simplify the model: {str(err).splitlines()[0][:200]}"
+        ) from None
 
 
 def export_onnx(
@@ -92,7 +94,9 @@ def export_onnx(
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as err:
-        raise ExportError(f"the exported model fails the ONNX checker: {str(err).splitlines()[0][:300]}") from None
+        raise ExportError(
+            f"the exported model fails the ONNX checker: {str(err).splitlines()[0][:300]}"
+        ) from None
     data = proto.SerializeToString()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -112,7 +116,9 @@ def load_onnx_checked(path: Path) -> Any:
         proto = onnx.load(str(path))
         onnx.checker.check_model(proto)
     except Exception as err:  # protobuf DecodeError, ValidationError, ...
-        raise VerificationError(f"{path} is not a valid ONNX model: {str(err).splitlines()[0][:200]}") from None
+        raise VerificationError(
+            f"{path} is not a valid ONNX model: {str(err).splitlines()[0][:200]}"
+        ) from None
     if not proto.graph.input or not proto.graph.output:
         raise VerificationError(f"{path} is not a valid ONNX model: it has no graph input or output")
     return proto

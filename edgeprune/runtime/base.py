@@ -27,7 +27,9 @@ class Session(Protocol):
         """Logits for a float32 NCHW batch (batches larger than a static batch are run in chunks)."""
         ...
 
-    def benchmark(self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3) -> LatencyStats:
+    def benchmark(
+        self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3
+    ) -> LatencyStats:
         """Latency of one call on ``x`` (the profiler's method)."""
         ...
 

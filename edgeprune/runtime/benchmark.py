@@ -47,7 +47,9 @@ def benchmark_callable(
 ) -> LatencyStats:  # fmt: skip
     """Time ``run()`` (one model call) with the profiler's method; see the module docstring."""
     if warmup < 0 or repetitions < 1 or passes < 1:
-        raise ConfigError(f"benchmark needs warmup >= 0, repetitions >= 1, passes >= 1 (got {warmup}, {repetitions}, {passes})")
+        raise ConfigError(
+            f"benchmark needs warmup >= 0, repetitions >= 1, passes >= 1 (got {warmup}, {repetitions}, {passes})"
+        )
     for _ in range(warmup):
         run()
     samples: list[float] = []

@@ -46,7 +46,9 @@ def cpu_model_name() -> str:
 
 def check_input(x: np.ndarray, shape: tuple[int | str, ...], where: str) -> np.ndarray:
     """``x`` as contiguous float32 NCHW matching ``shape`` in C, H, W; a mismatch is a :class:`DataError`."""
-    if x.ndim != len(shape) or any(isinstance(s, int) and s != d for s, d in zip(shape[1:], x.shape[1:], strict=True)):
+    if x.ndim != len(shape) or any(
+        isinstance(s, int) and s != d for s, d in zip(shape[1:], x.shape[1:], strict=True)
+    ):
         want = "x".join(str(s) for s in shape)
         raise DataError(f"{where} expects input of shape {want}, got {'x'.join(map(str, x.shape))}")
     return np.ascontiguousarray(x, dtype=np.float32)
@@ -60,7 +62,9 @@ class OrtSession:
         self.path = path
         inp = sess.get_inputs()[0]
         self.input_name: str = inp.name
-        self.input_shape: tuple[int | str, ...] = tuple(d if isinstance(d, int) else str(d) for d in inp.shape)
+        self.input_shape: tuple[int | str, ...] = tuple(
+            d if isinstance(d, int) else str(d) for d in inp.shape
+        )
         self.providers: list[str] = sess.get_providers()
         b = self.input_shape[0]
         self._batch = b if isinstance(b, int) else None
@@ -72,12 +76,16 @@ class OrtSession:
         x = check_input(x, self.input_shape, str(self.path))
         return run_in_chunks(self._call, x, self._batch)
 
-    def benchmark(self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3) -> LatencyStats:
+    def benchmark(
+        self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3
+    ) -> LatencyStats:
         x = check_input(x, self.input_shape, str(self.path))
         if self._batch is not None:
             x = x[: self._batch]
         feed = {self.input_name: x}
-        return benchmark_callable(lambda: self._sess.run(None, feed), warmup=warmup, repetitions=repetitions, passes=passes)
+        return benchmark_callable(
+            lambda: self._sess.run(None, feed), warmup=warmup, repetitions=repetitions, passes=passes
+        )
 
 
 class OrtRuntime:
@@ -116,9 +124,13 @@ class OrtRuntime:
             raise VerificationError(f"model file not found: {path}")
         ort = _ort()
         try:
-            sess = ort.InferenceSession(str(path), sess_options=self.session_options(), providers=self.providers)
+            sess = ort.InferenceSession(
+                str(path), sess_options=self.session_options(), providers=self.providers
+            )
         except Exception as err:  # ORT raises its own exception types for malformed models
-            raise VerificationError(f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0][:200]}") from None
+            raise VerificationError(
+                f"ONNX Runtime cannot load {path}: {str(err).splitlines()[0][:200]}"
+            ) from None
         return OrtSession(sess, path)
 
     def info(self) -> dict[str, Any]:

@@ -120,13 +120,17 @@ class TensorRTSession:
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = runtime.deserialize_cuda_engine(path.read_bytes())
         if self._engine is None:
-            raise VerificationError(f"TensorRT cannot deserialise {path} (corrupt, or built for another GPU/TensorRT version)")
+            raise VerificationError(
+                f"TensorRT cannot deserialise {path} (corrupt, or built for another GPU/TensorRT version)"
+            )
         self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         if len(inputs) != 1 or len(outputs) != 1:
-            raise VerificationError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
+            raise VerificationError(
+                f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}"
+            )
         self.input_name, self._output_name = inputs[0], outputs[0]
         shape = tuple(self._engine.get_tensor_shape(self.input_name))
         self.input_shape: tuple[int | str, ...] = tuple(d if d >= 0 else "batch" for d in shape)
@@ -150,13 +154,17 @@ class TensorRTSession:
         x = check_input(x, self.input_shape, str(self.path))
         return run_in_chunks(self._call, x, self._batch)
 
-    def benchmark(self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3) -> LatencyStats:
+    def benchmark(
+        self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3
+    ) -> LatencyStats:
         """Device time of one execution with the input already on the GPU (no host copies)."""
         torch = self._torch
         x = check_input(x, self.input_shape, str(self.path))
         xin = torch.from_numpy(x[: self._batch] if self._batch else x).cuda()
         self._context.set_input_shape(self.input_name, tuple(xin.shape))
-        out = torch.empty(tuple(self._context.get_tensor_shape(self._output_name)), dtype=torch.float32, device="cuda")
+        out = torch.empty(
+            tuple(self._context.get_tensor_shape(self._output_name)), dtype=torch.float32, device="cuda"
+        )
         self._context.set_tensor_address(self.input_name, xin.data_ptr())
         self._context.set_tensor_address(self._output_name, out.data_ptr())
 
@@ -184,7 +192,12 @@ class TensorRTRuntime:
     def info(self) -> dict[str, Any]:
         trt = import_tensorrt()
         torch = _cuda()
-        return {"runtime": self.name, "runtime_version": trt.__version__, "gpu": torch.cuda.get_device_name(0), "threads": self.threads}
+        return {
+            "runtime": self.name,
+            "runtime_version": trt.__version__,
+            "gpu": torch.cuda.get_device_name(0),
+            "threads": self.threads,
+        }
 
 
 register_runtime("tensorrt")(TensorRTRuntime)
