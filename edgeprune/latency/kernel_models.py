@@ -59,6 +59,8 @@ def kernel_module(key: KernelKey) -> nn.Module:
 
         ir_cls = torchvision_models().mobilenetv2.InvertedResidual
         ratio = 1 if key.variant.endswith("noexpand") else key.mid / key.cin
+        if ratio == 1 and not key.variant.endswith("noexpand"):
+            ratio = 1 + 1e-9  # keep the 1x1 expansion (torchvision drops it at ratio exactly 1)
         block = ir_cls(key.cin, key.cout, key.stride, ratio)
         if key.k != 3:
             raise ProfileError(f"inverted residual with a {key.k}x{key.k} depthwise conv is not supported: {key}")

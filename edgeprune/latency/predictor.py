@@ -1,4 +1,11 @@
-"""Latency of a whole (pruned) network = the sum of its kernels + the per-call overhead.
+"""Latency of a whole (pruned) network = the sum of its kernels + a measured per-network overhead.
+
+The overhead is the runtime's empty-call time ``e``. When ``edgeprune profile`` also measured the
+unpruned network of a family end to end (time ``T`` with ``n`` kernels summing to ``K``), the part the
+kernels in context do not see, ``T − K − e`` (graph-end copies, layout reorders, functional pooling,
+per-node dispatch the in-context difference misses), is spread over the kernels: a network of that
+family with ``m`` kernels gets ``e + (T − K − e)·m/n``, so the unpruned network is predicted exactly.
+A network's family is recognised by its first kernel (the one reading the input).
 
 A measured predictor looks each kernel up in the target's table; a channel count between measured
 points is interpolated linearly in MACs between the nearest entries of the same kernel family that
@@ -29,6 +36,12 @@ def overhead_key(precision: str) -> KernelKey:
     return KernelKey(OVERHEAD_KEY_OP, 0, 0, 0, 0, 0, 0, 0, 0, "", precision)
 
 
+def network_overhead_key(first: KernelKey, n_kernels: int = 0) -> KernelKey:
+    """Entry of the unpruned network's ``T − K`` for the family whose input kernel is ``first`` (``cout`` = n)."""
+    return KernelKey(OVERHEAD_KEY_OP, first.h, first.w, first.cin, 0, n_kernels, first.k, first.stride, first.groups,
+                     f"net-{first.op}", first.precision)
+
+
 class LatencyPredictor:
     """Predicts batch-1 latency in ms; ``source`` is ``measured`` or ``estimate``."""
 
@@ -54,11 +67,14 @@ class LatencyPredictor:
             if ov is None:
                 raise ProfileError("latency table has no empty-call overhead entry; re-run `edgeprune profile`")
             self.overhead_ms = ov.median_ms
+            self._net_overhead = {k.with_channels(k.cin, 0, 0): (e.median_ms, k.cout) for k, e in table.entries.items()
+                                  if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0}
         else:
             assert estimate is not None
             self._roofline = Roofline(estimate.peak_gflops, estimate.bandwidth_gbps, estimate.compute_efficiency,
                                       estimate.memory_efficiency, estimate.kernel_overhead_ms, estimate.bytes_per_value)
             self.overhead_ms = estimate.call_overhead_ms
+            self._net_overhead = {}
 
     def covers_family(self, key: KernelKey) -> bool:
         """Whether a key's family is in the table (always true for an estimate)."""
@@ -91,7 +107,13 @@ class LatencyPredictor:
 
     def predict_kernels_ms(self, kernels: Sequence[KernelKey]) -> float:
         """Latency of a network given its kernels (fast path: dictionary lookups)."""
-        return self.overhead_ms + sum(self.kernel_ms(k) for k in kernels)
+        overhead = self.overhead_ms
+        if kernels:
+            net = self._net_overhead.get(network_overhead_key(kernels[0]))
+            if net is not None:
+                residual_ms, n = net
+                overhead = max(self.overhead_ms + (residual_ms - self.overhead_ms) * len(kernels) / n, 0.0)
+        return overhead + sum(self.kernel_ms(k) for k in kernels)
 
     def predict_ms(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
         """Latency of ``model`` at batch 1 on the target (traces it once)."""

@@ -87,6 +87,8 @@ def run_profile(
     """Measure every kernel ``model_name``'s search space can produce on ``target``."""
     from edgeprune.config import ModelConfig
     from edgeprune.latency.enumerate import enumerate_kernels
+    from edgeprune.latency.kernel_models import export_onnx
+    from edgeprune.latency.kernels import extract_kernels
     from edgeprune.models import build_model
 
     if passes < 1 or runs < 5 or warmup < 0:
@@ -101,7 +103,10 @@ def run_profile(
     path = table_path or default_table_path(profile)
     if on_plan:
         on_plan(len(keys), path)
-    table, measured = profile_kernels(keys, path, timer, passes=passes, warmup=warmup, runs=runs, on_progress=on_progress)
+    base = extract_kernels(loaded.model, shape, profile.precision)
+    network = (base, export_onnx(loaded.model, (1, *shape)))
+    table, measured = profile_kernels(keys, path, timer, passes=passes, warmup=warmup, runs=runs,
+                                      on_progress=on_progress, networks=[network])
     updated = False
     if table_path is None:
         updated = _point_profile_at_table(profile, path)

@@ -67,6 +67,32 @@ def measure_kernel(key: KernelKey, timer: KernelTimer) -> tuple[float, float, fl
     return paired_difference(base_ms, full_ms)
 
 
+def network_keys(kernels: Sequence[KernelKey]) -> tuple[KernelKey, KernelKey]:
+    """``(total, residual)`` entries of an unpruned network: its end-to-end time, and that minus its kernels."""
+    from edgeprune.latency.predictor import network_overhead_key
+
+    residual = network_overhead_key(kernels[0], len(kernels))
+    total = KernelKey(OVERHEAD_KEY_OP, residual.h, residual.w, residual.cin, 0, residual.cout, residual.k,
+                      residual.stride, residual.groups, "total-" + kernels[0].op, residual.precision)
+    return total, residual
+
+
+def _measure_network(onnx_model: bytes, timer: KernelTimer) -> tuple[float, float, float, int]:
+    from edgeprune.latency.ort_timing import summarize_ms
+
+    s = summarize_ms(timer.time_models_ms([onnx_model])[0])
+    return s["median_ms"], s["p10_ms"], s["p90_ms"], int(s["count"])
+
+
+def _store_residuals(table: LatencyTable, networks: Sequence[tuple[Sequence[KernelKey], bytes]]) -> None:
+    for kernels, _ in networks:
+        total, residual = network_keys(kernels)
+        t = table.entries[total]
+        k_ms = sum(table.entries[k].median_ms for k in kernels)
+        table.entries.pop(residual, None)
+        table.add_pass(residual, t.median_ms - k_ms, t.p10_ms - k_ms, t.p90_ms - k_ms, t.count)
+
+
 def new_table(timer: KernelTimer, passes: int, warmup: int, runs: int) -> LatencyTable:
     info = timer.info()
     prov = {
@@ -94,14 +120,20 @@ def profile_kernels(
     seed: int = 0,
     save_every_s: float = 5.0,
     on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
+    networks: Sequence[tuple[Sequence[KernelKey], bytes]] = (),
 ) -> tuple[LatencyTable, int]:
     """Measure ``keys`` (plus the empty-call overhead) for ``passes`` passes; returns (table, measured).
 
+    ``networks`` — ``(kernels, onnx)`` of unpruned networks — are timed end to end in the same
+    passes; their time minus their kernels becomes the family's per-network overhead entry.
     Kernels that already have ``passes`` passes in the table at ``table_path`` are skipped.
     """
     table = LatencyTable.load(table_path) if table_path.is_file() else new_table(timer, passes, warmup, runs)
+    if any(k.op == OVERHEAD_KEY_OP for k in keys):
+        raise ValueError("overhead keys are measured by the profiler itself")
     precision = keys[0].precision if keys else "fp32"
-    todo_keys = [overhead_key(precision), *keys]
+    onnx_of = {network_keys(kernels)[0]: model for kernels, model in networks}
+    todo_keys = [overhead_key(precision), *keys, *onnx_of]
     total = sum(max(passes - table.passes_of(k), 0) for k in todo_keys)
     done = 0
     rng = np.random.default_rng(seed)
@@ -114,13 +146,15 @@ def profile_kernels(
             for key in order:
                 if table.passes_of(key) >= p:
                     continue
-                table.add_pass(key, *measure_kernel(key, timer))
+                stats = _measure_network(onnx_of[key], timer) if key in onnx_of else measure_kernel(key, timer)
+                table.add_pass(key, *stats)
                 done += 1
                 if on_progress:
                     on_progress(done, total, key)
                 if time.monotonic() - last_save > save_every_s:
                     table.save(table_path)
                     last_save = time.monotonic()
+        _store_residuals(table, networks)
     finally:
         table.provenance["date"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         table.save(table_path)
