@@ -9,6 +9,7 @@ Layout of a pick directory (written by :func:`edgeprune.export.pick.ship_pick`):
     model.pt2           AOTInductor package for the C++ LibTorch backend (optional)
     weights.pt          state_dict of the fine-tuned pick (tensors only)
     plan.json           the pruning plan that rebuilds the architecture from the base model
+    buffers.pt          non-persistent buffers (the pruned option-A shortcut's 0/1 embedding), if any
     manifest.json       this file
     verify.json         written by ``edgeprune verify``
 

@@ -23,6 +23,24 @@ MODEL_PT2 = "model.pt2"
 MODEL_ENGINE = "model.engine"
 WEIGHTS = "weights.pt"
 PLAN = "plan.json"
+BUFFERS = "buffers.pt"
+
+
+def write_extra_buffers(model: Any, path: Path) -> Path | None:
+    """Save the buffers ``state_dict`` leaves out (non-persistent), or nothing when there are none.
+
+    A pruned CIFAR ResNet's option-A shortcut (``EmbedShortcut.embed``) is such a buffer, and its 0/1
+    pattern depends on which channels the plan kept — which ``weights.pt`` + ``plan.json`` alone do
+    not say (the channels are chosen from the *base* weights). With this file the pick rebuilds alone.
+    """
+    import torch
+
+    persistent = set(model.state_dict())
+    extra = {n: b.detach().clone() for n, b in model.named_buffers() if n not in persistent}
+    if not extra:
+        return None
+    torch.save(extra, path)
+    return path
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,8 @@ def ship_pick(
     pick_dir.mkdir(parents=True, exist_ok=True)
     info = export_onnx(model, example_input, pick_dir / MODEL_ONNX, dynamic_batch=dynamic_batch)
     files = [MODEL_ONNX]
+    if write_extra_buffers(model, pick_dir / BUFFERS) is not None:
+        files.append(BUFFERS)
     int8 = None
     if precision == "int8":
         if recipe is None or calib_x is None:
@@ -63,7 +83,7 @@ def ship_pick(
     if aoti:
         aoti_path = export_aoti(model, example_input, pick_dir / MODEL_PT2, dynamic_batch=dynamic_batch)
         files.append(MODEL_PT2)
-    files += [n for n in (WEIGHTS, PLAN) if (pick_dir / n).is_file()]
+    files += [n for n in (WEIGHTS, PLAN) if (pick_dir / n).is_file()]  # written by finalize
     shape = [d if isinstance(d, int) else -1 for d in info.input_shape]
     manifest = write_manifest(
         pick_dir, files=files, input_name=info.input_name, input_shape=shape, dtype=info.dtype, mean=mean, std=std,

@@ -1,0 +1,83 @@
+"""``edgeprune verify PICK_DIR --target T``: resolve everything a verification needs, run it, judge it.
+
+The CLI only parses and prints; this module loads the target profile, the test data (normalised with
+the manifest's mean/std), rebuilds the PyTorch model from the pick, picks the runtime the target
+names, and raises :class:`VerificationError` (non-zero exit) when a check fails.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edgeprune.errors import ConfigError, EdgepruneError, VerificationError
+from edgeprune.export.manifest import check_manifest
+from edgeprune.verify.checks import VerifyThresholds
+from edgeprune.verify.pick import verify_pick
+from edgeprune.verify.rebuild import rebuild_torch_model
+from edgeprune.verify.report import VerifyReport
+
+
+def _predicted(profile: Any, manifest: Any, torch_model: Any) -> tuple[float | None, str]:
+    if manifest.target == profile.name:
+        return manifest.expected_latency_ms, manifest.latency_source
+    if torch_model is None:
+        return None, profile.source
+    from edgeprune.latency import predictor_for
+
+    try:
+        pred = predictor_for(profile, manifest.model_name)
+        return pred.predict_ms(torch_model, tuple(manifest.input_shape[1:])), pred.source
+    except EdgepruneError:
+        return None, profile.source
+
+
+def run_verify(
+    pick_dir: Path, *, target: str, data: str, remote: str | None = None, token: str | None = None,
+    images: int = 1000, thresholds: VerifyThresholds | None = None, repetitions: int = 100, passes: int = 3,
+    seed: int = 0,
+) -> VerifyReport:  # fmt: skip
+    """Verify ``pick_dir`` for ``target`` on test images from ``data``; raise if any check fails."""
+    from edgeprune.config import DataConfig
+    from edgeprune.data import load_data
+    from edgeprune.latency import load_profile
+    from edgeprune.runtime import get_runtime
+
+    pick_dir = Path(pick_dir)
+    if not pick_dir.is_dir():
+        raise VerificationError(f"pick directory not found: {pick_dir}")
+    profile = load_profile(target)
+    manifest = check_manifest(pick_dir)
+    th = thresholds or VerifyThresholds()
+    if images < th.min_images:
+        th = th.model_copy(update={"min_images": images})
+    bundle = load_data(DataConfig(source=data, mean=tuple(manifest.mean), std=tuple(manifest.std)))
+    test = bundle.test
+    if len(test) > images:  # a seeded sample: test splits may be ordered by class
+        import numpy as np
+        import torch
+
+        idx = torch.from_numpy(np.sort(np.random.default_rng(seed).choice(len(test), images, replace=False)))
+        test = type(test)(test.x[idx], test.y[idx])
+    if tuple(test.x.shape[1:]) != tuple(manifest.input_shape[1:]):
+        raise VerificationError(
+            f"the data's images are {tuple(test.x.shape[1:])} but the model expects {tuple(manifest.input_shape[1:])}"
+        )
+    torch_model = rebuild_torch_model(pick_dir, manifest)
+    predicted_ms, source = _predicted(profile, manifest, torch_model)
+    timer = None
+    if remote is not None:
+        from edgeprune.latency.agent_client import RemoteTimer
+
+        if profile.runtime != "onnxruntime-cpu" and profile.runtime != "tensorrt":
+            raise ConfigError(f"--remote cannot time runtime {profile.runtime}")
+        timer = RemoteTimer(remote, token, profile.runtime, "fp32" if profile.runtime == "onnxruntime-cpu" else manifest.precision,
+                            profile.threads)  # fmt: skip
+    report = verify_pick(
+        pick_dir, runtime=get_runtime(profile.runtime, profile.threads), test_x=test.x.numpy(), test_y=test.y.numpy(),
+        torch_model=torch_model, predicted_latency_ms=predicted_ms, latency_source=source, thresholds=th,
+        target=profile.name, remote=timer, repetitions=repetitions, passes=passes,
+    )  # fmt: skip
+    if not report.passed:
+        raise VerificationError(report.summary_line() + f" (details: {pick_dir / 'verify.json'})")
+    return report

@@ -1,0 +1,207 @@
+"""Verify a shipped pick on its target runtime: integrity, parity, accuracy, latency, environment.
+
+Order: the manifest's checksums (a changed or corrupt file stops here), the FP model on the runtime
+against PyTorch (max |Δ logits|, top-1 agreement on >= ``min_images`` test images), the INT8 model
+against the FP32 one (INT8 picks), test accuracy of the shipped precision on the runtime, and its
+latency measured with the profiler's method against the table's prediction. The verdict and every
+threshold go into ``verify.json``; an integrity failure is written there too and then raised.
+
+On a TensorRT target the engine (``model.engine``) is built here, on the device, from the shipped
+ONNX (QDQ model for INT8) — engines are tied to their GPU. For INT8 the FP32 reference then runs on
+ONNX Runtime CPU, which every install has.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeprune.errors import EdgepruneError, VerificationError
+from edgeprune.export.manifest import Manifest, check_manifest
+from edgeprune.export.onnx_export import load_onnx_checked
+from edgeprune.export.pick import MODEL_ENGINE, MODEL_INT8, MODEL_ONNX
+from edgeprune.runtime import Runtime, Session, get_runtime
+from edgeprune.verify.checks import (
+    VerifyThresholds,
+    accuracy,
+    at_least,
+    at_most,
+    compare_logits,
+    informational,
+    within,
+)
+from edgeprune.verify.report import VerifyReport
+
+
+def _torch_logits(model: Any, x: np.ndarray, batch: int = 250) -> np.ndarray:
+    import torch
+
+    outs = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            outs.append(model(torch.from_numpy(x[i : i + batch])).numpy())
+    return np.concatenate(outs)
+
+
+def _sessions(runtime: Runtime, pick_dir: Path, precision: str) -> tuple[Session, str, Session | None]:
+    """(FP session, its precision label, INT8 session or None) on ``runtime``."""
+    onnx_path = pick_dir / MODEL_ONNX
+    load_onnx_checked(onnx_path)
+    int8_path = pick_dir / MODEL_INT8
+    if precision == "int8":
+        load_onnx_checked(int8_path)
+    if runtime.name == "tensorrt":
+        from edgeprune.runtime.tensorrt_rt import build_engine
+
+        engine = pick_dir / MODEL_ENGINE
+        if precision == "int8":
+            cache = pick_dir / "calibration.cache"
+            build_engine(
+                int8_path, engine, precision="int8", calibration_cache=cache if cache.is_file() else None
+            )
+            fp = get_runtime("onnxruntime-cpu", runtime.threads).load(onnx_path)
+            return fp, "fp32", runtime.load(engine)
+        build_engine(onnx_path, engine, precision=precision)
+        return runtime.load(engine), precision, None
+    fp = runtime.load(onnx_path)
+    return fp, "fp32", (runtime.load(int8_path) if precision == "int8" else None)
+
+
+def _remote_latency(remote: Any, model_path: Path, passes: int) -> dict[str, Any]:
+    """Latency through ``edgeprune agent`` (a :class:`~edgeprune.latency.agent_client.RemoteTimer`)."""
+    data = model_path.read_bytes()
+    medians, samples = [], []
+    for _ in range(passes):
+        s = remote.time_models_ms([data])[0]
+        medians.append(float(np.median(s)))
+        samples.extend(s)
+    a = np.asarray(samples)
+    return {
+        "median_ms": min(medians), "p10_ms": float(np.percentile(a, 10)), "p90_ms": float(np.percentile(a, 90)),
+        "min_ms": float(a.min()), "count": len(samples), "passes": passes, "warmup": remote.warmup,
+        "pass_medians_ms": medians,
+    }  # fmt: skip
+
+
+def environment(runtime: Runtime) -> dict[str, Any]:
+    """Runtime and version, CPU/GPU, threads, library versions."""
+    import onnx
+    import torch
+
+    env: dict[str, Any] = {"runtime": runtime.name, "threads": runtime.threads}
+    try:
+        env.update(runtime.info())
+    except EdgepruneError as err:
+        env["runtime_info_error"] = str(err)
+    env.update({"torch": torch.__version__, "onnx": onnx.__version__, "python": platform.python_version()})
+    return env
+
+
+def verify_pick(
+    pick_dir: Path, *, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any | None,
+    predicted_latency_ms: float | None, latency_source: str, thresholds: VerifyThresholds | None = None,
+    target: str | None = None, precision: str | None = None, remote: Any = None,
+    warmup: int = 30, repetitions: int = 100, passes: int = 3,
+) -> VerifyReport:  # fmt: skip
+    """Verify ``pick_dir`` and write its ``verify.json``; see the module docstring.
+
+    ``precision``/``target`` default to the manifest's. ``remote`` (a RemoteTimer) measures latency
+    on a device through the agent; accuracy and parity are then computed here with the same runtime
+    kind (the agent API times models, it does not return outputs).
+    """
+    pick_dir = Path(pick_dir)
+    th = thresholds or VerifyThresholds()
+    try:
+        manifest: Manifest = check_manifest(pick_dir)
+    except VerificationError as err:
+        VerifyReport(pick_dir, target or "?", precision or "?", th.to_dict(), error=str(err)).write()
+        raise
+    precision = precision or manifest.precision
+    report = VerifyReport(pick_dir, target or manifest.target, precision, th.to_dict())
+    try:
+        _verify(report, manifest, runtime, test_x, test_y, torch_model, predicted_latency_ms, latency_source,
+                th, remote, warmup, repetitions, passes)  # fmt: skip
+    except VerificationError as err:
+        report.error = str(err)
+        report.write()
+        raise
+    report.write()
+    return report
+
+
+def _verify(
+    report: VerifyReport, manifest: Manifest, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any,
+    predicted_latency_ms: float | None, latency_source: str, th: VerifyThresholds, remote: Any,
+    warmup: int, repetitions: int, passes: int,
+) -> None:  # fmt: skip
+    pick_dir, precision = report.pick_dir, report.precision
+    x = np.ascontiguousarray(np.asarray(test_x, dtype=np.float32))
+    y = np.asarray(test_y)
+    if len(x) < th.min_images:
+        raise VerificationError(f"verification needs at least {th.min_images} test images, got {len(x)}")
+    fp, fp_label, int8 = _sessions(runtime, pick_dir, precision)
+    fp_logits = fp.run(x)
+    if torch_model is not None:
+        ref = _torch_logits(torch_model, x)
+        par = compare_logits(ref, fp_logits)
+        report.sections["parity_fp32"] = {
+            **par,
+            "runtime_precision": fp_label,
+            "reference": "PyTorch eager (fp32)",
+        }
+        tol, agree = (th.fp16_max_abs_logit_diff, th.fp16_min_top1_agreement) if fp_label == "fp16" else (
+            th.fp32_max_abs_logit_diff, th.fp32_min_top1_agreement)  # fmt: skip
+        report.checks += [
+            at_most(f"{fp_label}_max_abs_logit_diff", par["max_abs_logit_diff"], tol),
+            at_least(f"{fp_label}_top1_agreement", par["top1_agreement"], agree),
+        ]
+        report.sections["accuracy_pytorch"] = accuracy(ref, y)
+    else:
+        report.sections["parity_fp32"] = {
+            "skipped": "no weights.pt / model name in the pick: PyTorch reference unavailable"
+        }
+    acc_fp = accuracy(fp_logits, y)
+    shipped = fp
+    acc: dict[str, Any] = {"images": len(x), f"{fp_label}": acc_fp}
+    if int8 is not None:
+        q_logits = int8.run(x)
+        par8 = compare_logits(fp_logits, q_logits)
+        acc_q = accuracy(q_logits, y)
+        drop = acc_fp - acc_q
+        report.sections["parity_int8"] = {
+            **par8,
+            "reference": f"{fp_label} on the runtime",
+            "accuracy_drop": drop,
+        }
+        report.checks += [
+            at_least("int8_top1_agreement", par8["top1_agreement"], th.int8_min_top1_agreement),
+            at_most("int8_accuracy_drop", drop, th.int8_max_accuracy_drop),
+        ]
+        acc["int8"] = acc_q
+        shipped = int8
+    acc["shipped"] = acc[precision if precision in acc else fp_label]
+    report.sections["accuracy"] = acc
+    model_file = pick_dir / (MODEL_INT8 if int8 is not None and runtime.name != "tensorrt" else
+                             MODEL_ENGINE if runtime.name == "tensorrt" else MODEL_ONNX)  # fmt: skip
+    if remote is not None:
+        lat = _remote_latency(remote, model_file, passes)
+        env = {**environment(runtime), "latency_measured_by": remote.info()}
+    else:
+        lat = shipped.benchmark(x[:1], warmup=warmup, repetitions=repetitions, passes=passes).to_dict()
+        env = environment(runtime)
+    lat.update({"model": model_file.name, "threads": runtime.threads, "predicted_ms": predicted_latency_ms,
+                "prediction_source": latency_source})  # fmt: skip
+    if predicted_latency_ms:
+        ratio = lat["median_ms"] / predicted_latency_ms
+        lat["ratio_measured_to_predicted"] = ratio
+        if latency_source == "measured":
+            report.checks.append(within("latency_ratio", ratio, th.latency_ratio_min, th.latency_ratio_max))
+        else:
+            report.checks.append(
+                informational("latency_ratio", ratio, "the prediction is an estimate: recorded, not judged")
+            )
+    report.sections["latency"] = lat
+    report.sections["environment"] = env
