@@ -1,0 +1,117 @@
+"""``edgeprune compile``: search, fine-tune, export and verify a compressed model for a target."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+
+def _overrides(**flags: Any) -> dict[str, Any]:
+    """Nested config overrides from the flags the user actually gave."""
+    out: dict[str, Any] = {}
+    mapping = {
+        "model": ("model", "name"), "weights": ("model", "weights"), "num_classes": ("model", "num_classes"),
+        "data": ("data", "source"), "target": ("target",), "budget_ms": ("search", "budget_ms"),
+        "max_params": ("search", "max_params"), "generations": ("search", "generations"),
+        "population": ("search", "population"), "seed": ("search", "seed"), "workers": ("search", "workers"),
+        "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
+        "address": ("search", "ray_address"), "precision": ("ship", "precision"),
+        "finetune_epochs": ("finalize", "epochs"), "distill": ("finalize", "distill"),
+    }  # fmt: skip
+    for flag, value in flags.items():
+        if value is None:
+            continue
+        path = mapping[flag]
+        node = out
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node[path[-1]] = str(value) if isinstance(value, Path) else value
+    if "seed" in out.get("search", {}):
+        out.setdefault("data", {})["seed"] = out["search"]["seed"]
+    return out
+
+
+@click.command("compile")
+@click.argument("model", required=False)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    help="Weights file (state dict; loaded without running pickled code).",
+)
+@click.option("--num-classes", type=int, help="Class count for torchvision / factory models.")
+@click.option("--data", help="'digits', an .npz file, a directory of train/test .npz, or an image folder.")
+@click.option("--target", help="Hardware profile (see `edgeprune targets`). Default: host-cpu.")
+@click.option("--budget-ms", type=float, help="Latency budget on the target (a constraint).")
+@click.option("--max-params", type=int, help="Parameter cap (a constraint).")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Run directory. Default: runs/default."
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option("--generations", type=int)
+@click.option("--population", type=int)
+@click.option("--seed", type=int)
+@click.option(
+    "--workers", type=int, help="Worker processes for evaluation (the front does not depend on it)."
+)
+@click.option("--strategy", type=click.Choice(["nsga3", "bilevel"]))
+@click.option(
+    "--objectives", help="Comma-separated, e.g. error,params,latency or error,params,latency,robustness."
+)
+@click.option("--executor", type=click.Choice(["local", "ray"]))
+@click.option("--address", help="Ray cluster address for --executor ray.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "int8"]))
+@click.option("--finetune-epochs", type=int, help="Fine-tuning epochs per pick.")
+@click.option(
+    "--distill/--no-distill", default=None, help="Knowledge distillation from the original network."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="YAML with the same fields; flags override it.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the resolved config, the search space and a time estimate, then stop.",
+)
+@click.option("--quiet", is_flag=True, help="No progress output (the log file still has it).")
+@click.option("--json", "as_json", is_flag=True, help="Progress and result as JSON lines on stdout.")
+def command(
+    model: str | None,
+    config_file: Path | None,
+    out: Path | None,
+    resume: bool,
+    dry_run: bool,
+    quiet: bool,
+    as_json: bool,
+    objectives: str | None,
+    **flags: Any,
+) -> None:
+    """Compress MODEL for a target: search the front, fine-tune and ship three picks.
+
+    With no MODEL and no --data it runs the default job: a small ResNet trained on scikit-learn's
+    8x8 digits (no download).
+    """
+    from edgeprune.pipeline import compile_run, dry_run_summary, resolve_config
+    from edgeprune.progress import JsonReporter, Reporter, RichReporter
+
+    obj = tuple(o.strip() for o in objectives.split(",")) if objectives else None
+    cfg = resolve_config(config_file, _overrides(model=model, objectives=obj, **flags))
+    reporter: Reporter = JsonReporter() if as_json else (Reporter() if quiet else RichReporter())
+    if dry_run:
+        summary = dry_run_summary(cfg)
+        if as_json:
+            click.echo(json.dumps(summary, sort_keys=True))
+        else:
+            click.echo(cfg.to_yaml())
+            for k, v in summary.items():
+                if k != "config":
+                    click.echo(f"{k}: {v}")
+        return
+    result = compile_run(cfg, out or Path("runs/default"), resume=resume, reporter=reporter)
+    if not as_json and not quiet:
+        click.echo(result["summary_text"])

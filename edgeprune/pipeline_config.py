@@ -1,0 +1,78 @@
+"""The resolved config of ``edgeprune compile``: one versioned document, written as ``config.yaml``.
+
+CLI flags override ``--config FILE`` values, which override these defaults. ``model`` / ``data`` left
+empty mean the default job (digits-resnet trained on scikit-learn's digits, no download).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from edgeprune.config import CONFIG_VERSION, DataConfig, FrozenConfig, ModelConfig
+from edgeprune.search.config import SearchConfig
+
+
+class PretrainConfig(FrozenConfig):
+    """Training from scratch, used only when the model has no weights (the default job)."""
+
+    kind: ClassVar[str] = "pretrain"
+    epochs: int = Field(default=30, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+
+
+class FinalizeConfig(FrozenConfig):
+    """Fine-tuning of the picks (and, for an honest accuracy drop, of the unpruned network)."""
+
+    kind: ClassVar[str] = "finalize"
+    epochs: int = Field(default=3, ge=0)
+    lr: float = Field(default=0.01, gt=0)
+    batch_size: int = Field(default=128, ge=1)
+    distill: bool = False
+    kd_alpha: float = Field(default=0.5, ge=0, le=1)
+    temperature: float = Field(default=4.0, gt=0)
+    baseline: bool = True  # fine-tune the unpruned network with the same recipe
+
+
+class ShipConfig(FrozenConfig):
+    """Export and verification."""
+
+    kind: ClassVar[str] = "ship"
+    precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"  # auto: the target profile's precision
+    opset: int = Field(default=17, ge=17)
+    dynamic_batch: bool = False
+    verify_images: int = Field(default=1000, ge=10)
+
+
+class CompileConfig(FrozenConfig):
+    """Everything ``edgeprune compile`` needs."""
+
+    kind: ClassVar[str] = "compile"
+    version: int = CONFIG_VERSION
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    target: str = "host-cpu"
+    search: SearchConfig = SearchConfig()
+    pretrain: PretrainConfig = PretrainConfig()
+    finalize: FinalizeConfig = FinalizeConfig()
+    ship: ShipConfig = ShipConfig()
+
+    def differences(
+        self,
+        other: CompileConfig,
+        ignore: tuple[str, ...] = ("search.workers", "search.executor", "search.ray_address"),
+    ) -> list[str]:
+        """Dotted names of fields whose values differ (what changed between two runs)."""
+        out: list[str] = []
+
+        def walk(a: Any, b: Any, prefix: str) -> None:
+            if isinstance(a, dict) and isinstance(b, dict):
+                for k in sorted(set(a) | set(b)):
+                    walk(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
+            elif a != b and prefix not in ignore:
+                out.append(prefix)
+
+        walk(self.to_dict(), other.to_dict(), "")
+        return out

@@ -1,0 +1,1 @@
+"""Report stage: pareto.csv, plots, report.html."""

@@ -1,0 +1,56 @@
+"""The search stage's config."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from edgeprune.config import FrozenConfig
+
+KNOWN_OBJECTIVES = ("error", "params", "latency", "macs", "robustness")
+
+
+class SearchConfig(FrozenConfig):
+    """How the front is searched and how candidates are scored."""
+
+    kind: ClassVar[str] = "search"
+    strategy: Literal["nsga3", "bilevel"] = "nsga3"
+    objectives: tuple[str, ...] = ("error", "params", "latency")
+    generations: int = Field(default=10, ge=1, le=10_000)
+    population: int = Field(default=24, ge=4, le=10_000)
+    seed: int = 0
+    workers: int = Field(default=1, ge=1, le=256)
+    executor: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    budget_ms: float | None = Field(default=None, gt=0)
+    max_params: int | None = Field(default=None, gt=0)
+    criterion: Literal["l1", "l2", "bn_scale"] = "l1"
+    depth_genes: bool = True
+    width_genes: bool = True
+    # approximate evaluation (Neurocomputing 2020): prune, recalibrate BN, score on a validation subset
+    val_size: int = Field(default=1000, ge=10)
+    calib_batches: int = Field(default=4, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    finetune_steps: int = Field(default=0, ge=0)
+    # robustness objective (MO-EvoPruneDeepTL): error under seeded CIFAR-10-C-style corruptions
+    corruption_severity: int = Field(default=3, ge=1, le=5)
+    robustness_size: int = Field(default=250, ge=10)  # validation images per corruption kind
+    # picks
+    fast_tolerance: float = Field(default=0.03, ge=0.0, le=1.0)  # error above the most accurate member
+    # bi-level (Bi-CNN-D-C / CEMBA)
+    lower_population: int = Field(default=8, ge=4)
+    lower_archs: int = Field(default=2, ge=1)
+    migration_interval: int = Field(default=2, ge=1)
+
+    @field_validator("objectives")
+    @classmethod
+    def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [o for o in v if o not in KNOWN_OBJECTIVES]
+        if unknown:
+            raise ValueError(f"unknown objective {unknown[0]!r} (known: {', '.join(KNOWN_OBJECTIVES)})")
+        if "error" not in v:
+            raise ValueError("objectives must include 'error'")
+        if len(set(v)) != len(v) or len(v) < 2:
+            raise ValueError("objectives must be at least two distinct names")
+        return v

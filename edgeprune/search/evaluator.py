@@ -1,0 +1,141 @@
+"""Approximate evaluation of a candidate (Neurocomputing 2020's "approximate compressed models").
+
+A candidate plan is applied to the pretrained weights, BatchNorm statistics are recalibrated on a few
+calibration batches (optionally a few fine-tuning steps), and top-1 error is measured on a fixed
+validation subset; parameters are counted exactly and latency comes from the target's table. No
+candidate is retrained. Every evaluation runs with one torch thread, so a result is bit-identical
+whichever process computes it: the front does not depend on the number of workers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgeprune.config import DataConfig, ModelConfig
+from edgeprune.data import Split, load_data
+from edgeprune.data.corruptions import CORRUPTIONS, corrupt
+from edgeprune.graph import ModelAnalysis, PruningPlan, analyze, apply_plan, count_macs
+from edgeprune.latency import LatencyPredictor, load_profile, predictor_for
+from edgeprune.models import build_model
+from edgeprune.search.config import SearchConfig
+from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run a block with ``n`` intra-op threads, restoring the previous setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """Plain data from which any process (or Ray worker) rebuilds the same evaluator."""
+
+    model: ModelConfig
+    data: DataConfig
+    target: str
+    search: SearchConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.to_dict(),
+            "data": self.data.to_dict(),
+            "target": self.target,
+            "search": self.search.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EvaluatorSpec:
+        return cls(
+            ModelConfig.from_mapping(d["model"]),
+            DataConfig.from_mapping(d["data"]),
+            d["target"],
+            SearchConfig.from_mapping(d["search"]),
+        )
+
+
+class Evaluator:
+    """Scores pruning plans of one network: ``evaluate(plan) -> metrics``."""
+
+    def __init__(self, spec: EvaluatorSpec):
+        self.spec = spec
+        cfg = spec.search
+        loaded = build_model(spec.model)
+        data = load_data(spec.data)
+        self.model: nn.Module = loaded.model
+        self.input_shape = data.input_shape
+        self.example = torch.zeros(1, *self.input_shape)
+        self.val = data.val.head(cfg.val_size)
+        n_calib = min(len(data.train), cfg.calib_batches * cfg.batch_size)
+        self.calib = data.train.head(n_calib)
+        self.robust: Split | None = None
+        if "robustness" in cfg.objectives:
+            head = data.val.head(cfg.robustness_size)
+            xs = corrupt(head.x, data.mean, data.std, severity=cfg.corruption_severity, seed=cfg.seed)
+            self.robust = Split(xs, head.y.repeat(len(CORRUPTIONS)))
+        self.profile = load_profile(spec.target)
+        self.predictor: LatencyPredictor = predictor_for(self.profile, spec.model.name)
+        with torch_threads(1):
+            self.analysis: ModelAnalysis = analyze(self.model, self.example, self.profile.channel_multiple)
+
+    @property
+    def latency_source(self) -> str:
+        return self.predictor.source
+
+    def build(self, plan: PruningPlan) -> nn.Module:
+        """The pruned, BN-recalibrated network of ``plan`` (what the search scores)."""
+        cfg = self.spec.search
+        pruned = apply_plan(self.model, plan, self.example)
+        if plan.keep or plan.drop_blocks:
+            recalibrate_bn(pruned, self.calib.x, batch_size=cfg.batch_size)
+        if cfg.finetune_steps:
+            n = cfg.finetune_steps * cfg.batch_size
+            fine_tune(
+                pruned,
+                self.calib.x[:n],
+                self.calib.y[:n],
+                epochs=1,
+                lr=0.01,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+            )
+        pruned.eval()
+        return pruned
+
+    def evaluate(self, plan: PruningPlan) -> dict[str, float]:
+        """Metrics of one candidate: error, params, macs, latency_ms, eval_s."""
+        start = time.perf_counter()
+        with torch_threads(1):
+            pruned = self.build(plan)
+            acc = evaluate_accuracy(pruned, self.val.x, self.val.y, batch_size=self.spec.search.batch_size)
+            params = sum(p.numel() for p in pruned.parameters())
+            macs = count_macs(pruned, self.example)
+            latency_ms = self.predictor.predict_ms(pruned, self.input_shape)
+            robust = None
+            if self.robust is not None:
+                robust = 1.0 - float(
+                    evaluate_accuracy(
+                        pruned, self.robust.x, self.robust.y, batch_size=self.spec.search.batch_size
+                    )
+                )
+        extra = {} if robust is None else {"robust_error": round(robust, 6)}
+        return {
+            **extra,
+            "error": round(1.0 - float(acc), 6),
+            "params": int(params),
+            "macs": int(macs),
+            "latency_ms": float(latency_ms),
+            "eval_s": round(time.perf_counter() - start, 3),
+        }

@@ -1,0 +1,150 @@
+"""Run a search: build the space, the cache and the executor, drive a strategy, gather the result.
+
+Strategies are a registry (``@register_strategy``): ``nsga3`` (flat, the default) and ``bilevel``
+(Bi-CNN-D-C's co-evolution, :mod:`edgeprune.search.bilevel`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pymoo.core.algorithm import Algorithm
+
+from edgeprune import __version__
+from edgeprune.errors import ConfigError
+from edgeprune.search.cache import EvaluationCache
+from edgeprune.search.checkpoint import Checkpoint, CheckpointStore, fingerprint
+from edgeprune.search.config import SearchConfig
+from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
+from edgeprune.search.executor import make_executor
+from edgeprune.search.nsga import (
+    GenerationCallback,
+    initial_population,
+    make_nsga3,
+    population_state,
+    run_generations,
+)
+from edgeprune.search.problem import CandidateStore, PruningProblem
+from edgeprune.search.result import SearchResult, build_result, progress_hypervolume, reference_metrics
+from edgeprune.space import SearchSpace
+
+
+@dataclass
+class SearchContext:
+    """What every strategy works with."""
+
+    cfg: SearchConfig
+    space: SearchSpace
+    store: CandidateStore
+    checkpoints: CheckpointStore
+    checkpoint: Checkpoint | None
+    fingerprint: str
+    history: list[dict[str, float]]
+    on_generation: GenerationCallback | None
+
+    def record_generation(self, gen: int) -> dict[str, float]:
+        """Append (or, on replay, rewrite) generation ``gen``'s history entry."""
+        cache = self.store.cache
+        ref = reference_metrics(cache, self.space)
+        records = [m for _, _, m in cache.items()]
+        entry = {
+            "generation": gen,
+            "n_evals": len(cache),
+            "hypervolume": round(progress_hypervolume(records, ref), 6),
+            "best_error": min(r["error"] for r in records),
+            "min_latency_ms": min(r["latency_ms"] for r in records),
+        }
+        del self.history[gen - 1 :]
+        self.history.append(entry)
+        return entry
+
+    def make_checkpoint(self, gen: int, algorithm: Algorithm) -> Checkpoint:
+        X, F, rng = population_state(algorithm)
+        self.record_generation(gen)
+        return Checkpoint(
+            self.fingerprint, self.cfg.strategy, gen, len(self.store.cache), X, F, rng, list(self.history)
+        )
+
+
+Strategy = Callable[[SearchContext], None]
+_STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
+    """Register a search strategy; duplicate names are rejected."""
+
+    def deco(fn: Strategy) -> Strategy:
+        if name in _STRATEGIES:
+            raise ValueError(f"search strategy {name!r} is already registered")
+        _STRATEGIES[name] = fn
+        return fn
+
+    return deco
+
+
+def strategies() -> list[str]:
+    import edgeprune.search.bilevel  # noqa: F401  (registers "bilevel")
+
+    return sorted(_STRATEGIES)
+
+
+@register_strategy("nsga3")
+def _flat_nsga3(ctx: SearchContext) -> None:
+    cfg = ctx.cfg
+    problem = PruningProblem(ctx.space, ctx.store, cfg.objectives, cfg.budget_ms, cfg.max_params)
+    X0 = initial_population(ctx.space, cfg.population, np.random.default_rng(cfg.seed))
+    algorithm = make_nsga3(len(cfg.objectives), cfg.population, X0, cfg.seed)
+    algorithm.setup(problem, termination=("n_gen", cfg.generations))
+    run_generations(
+        algorithm, cfg.generations, ctx.checkpoints, ctx.checkpoint, ctx.make_checkpoint, ctx.on_generation
+    )
+
+
+def search_fingerprint(spec: EvaluatorSpec, space: SearchSpace) -> str:
+    """What a checkpoint must match: every input that changes the front (not workers or executor)."""
+    d = spec.to_dict()
+    for k in ("workers", "executor", "ray_address"):
+        d["search"].pop(k, None)
+    return fingerprint({"spec": d, "genes": [g.name for g in space.genes], "version": __version__})
+
+
+def run_search(
+    spec: EvaluatorSpec,
+    search_dir: Path,
+    *,
+    resume: bool = False,
+    evaluator: Evaluator | None = None,
+    on_generation: GenerationCallback | None = None,
+    on_evaluated: Callable[[int], None] | None = None,
+) -> SearchResult:
+    """Search the front for ``spec``; checkpoints and the cache go to ``search_dir``."""
+    cfg = spec.search
+    evaluator = evaluator or Evaluator(spec)
+    space = SearchSpace.from_analysis(
+        evaluator.analysis, evaluator.profile.channel_multiple, criterion=cfg.criterion,
+        depth_genes=cfg.depth_genes, width_genes=cfg.width_genes,
+    )  # fmt: skip
+    checkpoints = CheckpointStore(search_dir)
+    fp = search_fingerprint(spec, space)
+    checkpoint = checkpoints.load(fp) if resume else None
+    if not resume and (checkpoints.path.exists() or checkpoints.cache_path.exists()):
+        raise ConfigError(f"{search_dir} already holds a search; resume it or use a new directory")
+    cache = EvaluationCache(checkpoints.cache_path)
+    executor = make_executor(cfg.executor, spec, cfg.workers, cfg.ray_address, evaluator=evaluator)
+    try:
+        store = CandidateStore(cache, executor, on_evaluated)
+        store.metrics([space.decode(space.unpruned())])  # the reference point of every figure
+        ctx = SearchContext(cfg, space, store, checkpoints, checkpoint, fp, [], on_generation)
+        if cfg.strategy not in strategies():
+            raise ConfigError(f"unknown search strategy {cfg.strategy!r} (known: {', '.join(strategies())})")
+        _STRATEGIES[cfg.strategy](ctx)
+    finally:
+        executor.close()
+        cache.close()
+    return build_result(
+        cfg.strategy, space, cache, cfg.objectives, cfg.budget_ms, cfg.max_params, cfg.fast_tolerance,
+        ctx.history, evaluator.latency_source,
+    )  # fmt: skip
