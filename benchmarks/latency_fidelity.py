@@ -92,7 +92,9 @@ def random_mobilenet(multiple: int, rng: np.random.Generator) -> nn.Module:
     return model.eval()
 
 
-def measure_end_to_end_ms(models: list[bytes], passes: int, runs: int, rng: np.random.Generator) -> np.ndarray:
+def measure_end_to_end_ms(
+    models: list[bytes], passes: int, runs: int, rng: np.random.Generator
+) -> np.ndarray:
     """Min over passes (shuffled order, fresh session each) of the median of ``runs`` timed calls."""
     best = np.full(len(models), np.inf)
     for p in range(passes):
@@ -134,14 +136,18 @@ def main() -> None:
     torch.manual_seed(args.seed)  # weights do not matter for timing; fixed for reproducible exports
     results: dict[str, dict] = {}
     start = time.time()
-    for family, make in (("resnet56", lambda: random_resnet(56, profile.channel_multiple, rng)),
-                         ("mobilenet_v2", lambda: random_mobilenet(profile.channel_multiple, rng))):
+    for family, make in (
+        ("resnet56", lambda: random_resnet(56, profile.channel_multiple, rng)),
+        ("mobilenet_v2", lambda: random_mobilenet(profile.channel_multiple, rng)),
+    ):
         nets = [make() for _ in range(args.n)]
         keys = [extract_kernels(m, SHAPE) for m in nets]
         pred = np.array([predictor.predict_kernels_ms(k) for k in keys])
         macs = np.array([sum(k.macs for k in ks) for ks in keys], dtype=np.float64)
         onnx_models = [export_onnx(m, (1, *SHAPE)) for m in nets]
-        print(f"{family}: {args.n} networks, {int(macs.min()/1e6)}-{int(macs.max()/1e6)} M MACs; measuring")
+        print(
+            f"{family}: {args.n} networks, {int(macs.min() / 1e6)}-{int(macs.max() / 1e6)} M MACs; measuring"
+        )
         meas = measure_end_to_end_ms(onnx_models, args.passes, args.runs, rng)
         flops = flops_proportional(macs, meas)
         results[family] = {
@@ -149,17 +155,24 @@ def main() -> None:
             "table": figures(pred, meas),
             "flops_proportional": figures(flops, meas),
             "measured_ms": {"min": round(float(meas.min()), 4), "max": round(float(meas.max()), 4)},
-            "per_network": [{"macs": int(m), "measured_ms": round(float(t), 5), "predicted_ms": round(float(p), 5)}
-                            for m, t, p in zip(macs, meas, pred, strict=True)],
+            "per_network": [
+                {"macs": int(m), "measured_ms": round(float(t), 5), "predicted_ms": round(float(p), 5)}
+                for m, t, p in zip(macs, meas, pred, strict=True)
+            ],
         }
     print(f"\n{'family':14s} {'predictor':20s} {'within ±10%':>12s} {'RMS %':>8s} {'Kendall τ':>10s}")
     for family, r in results.items():
         for name in ("table", "flops_proportional"):
             f = r[name]
-            print(f"{family:14s} {name:20s} {f['within_10pct']:12.1%} {f['rms_pct_error']:8.2f} {f['kendall_tau']:10.3f}")
+            print(
+                f"{family:14s} {name:20s} {f['within_10pct']:12.1%} {f['rms_pct_error']:8.2f} {f['kendall_tau']:10.3f}"
+            )
     payload = {
-        "command": "python benchmarks/latency_fidelity.py " + " ".join(
-            f"--{k} {v}" for k, v in (("n", args.n), ("passes", args.passes), ("runs", args.runs), ("seed", args.seed))),
+        "command": "python benchmarks/latency_fidelity.py "
+        + " ".join(
+            f"--{k} {v}"
+            for k, v in (("n", args.n), ("passes", args.passes), ("runs", args.runs), ("seed", args.seed))
+        ),
         "target": profile.name,
         "table_source": predictor.source,
         "elapsed_s": round(time.time() - start, 1),

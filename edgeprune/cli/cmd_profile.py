@@ -22,28 +22,63 @@ def _shape(text: str | None) -> tuple[int, int, int] | None:
 
 @click.command("profile")
 @click.option("--target", required=True, help="Hardware profile name or YAML path (see `edgeprune targets`).")
-@click.option("--model", "model_name", default="resnet56", show_default=True, help="Network whose search space is profiled.")
+@click.option(
+    "--model",
+    "model_name",
+    default="resnet56",
+    show_default=True,
+    help="Network whose search space is profiled.",
+)
 @click.option("--num-classes", type=int, help="Class count for torchvision / factory models.")
 @click.option("--input-shape", help="C,H,W when the model has no natural input shape.")
-@click.option("--table", "table_path", type=click.Path(path_type=Path), help="Table file to write/resume (default: the profile's).")
-@click.option("--passes", default=3, show_default=True, help="Passes over all kernels, spread in time (entry = min of pass medians).")
+@click.option(
+    "--table",
+    "table_path",
+    type=click.Path(path_type=Path),
+    help="Table file to write/resume (default: the profile's).",
+)
+@click.option(
+    "--passes",
+    default=3,
+    show_default=True,
+    help="Passes over all kernels, spread in time (entry = min of pass medians).",
+)
 @click.option("--runs", default=100, show_default=True, help="Timed runs per kernel per pass.")
 @click.option("--warmup", default=30, show_default=True, help="Warm-up runs per fresh session.")
 @click.option("--remote", help="URL of an `edgeprune agent` on the device, e.g. http://10.0.0.7:8765.")
 @click.option("--token", help="Agent token (default: $EDGEPRUNE_AGENT_TOKEN).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def command(target: str, model_name: str, num_classes: int | None, input_shape: str | None, table_path: Path | None, passes: int, runs: int,
-            warmup: int, remote: str | None, token: str | None, quiet: bool) -> None:
+def command(
+    target: str,
+    model_name: str,
+    num_classes: int | None,
+    input_shape: str | None,
+    table_path: Path | None,
+    passes: int,
+    runs: int,
+    warmup: int,
+    remote: str | None,
+    token: str | None,
+    quiet: bool,
+) -> None:
     """Measure every kernel the search space of MODEL can produce on TARGET; resumable."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from edgeprune.latency import load_profile
     from edgeprune.latency.profile_run import run_profile
 
+    load_profile(target)  # a bad target is one line before any progress bar
     console = Console(stderr=True, quiet=quiet)
     token = token or os.environ.get("EDGEPRUNE_AGENT_TOKEN")
-    with Progress(TextColumn("[bold]profiling[/bold] {task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=console, disable=quiet) as bar:
+    with Progress(
+        TextColumn("[bold]profiling[/bold] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    ) as bar:
         task = bar.add_task(target, total=None)
 
         def plan(n_keys: int, path: Path) -> None:
@@ -52,8 +87,20 @@ def command(target: str, model_name: str, num_classes: int | None, input_shape: 
         def progress(done: int, total: int, key: object) -> None:
             bar.update(task, completed=done, total=total, description=f"{target} {key or ''}")
 
-        s = run_profile(target, model_name, input_shape=_shape(input_shape), num_classes=num_classes, table_path=table_path, passes=passes,
-                        warmup=warmup, runs=runs, remote=remote, token=token, on_progress=progress, on_plan=plan)
+        s = run_profile(
+            target,
+            model_name,
+            input_shape=_shape(input_shape),
+            num_classes=num_classes,
+            table_path=table_path,
+            passes=passes,
+            warmup=warmup,
+            runs=runs,
+            remote=remote,
+            token=token,
+            on_progress=progress,
+            on_plan=plan,
+        )
     click.echo(
         f"{s.target}: {s.kernels} kernels for {s.model}, {s.measured_now} measurements now "
         f"({s.entries} entries, {s.source}) -> {s.table_path}"

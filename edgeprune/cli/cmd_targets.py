@@ -25,6 +25,13 @@ def command(as_json: bool) -> None:
     for col in ("target", "runtime", "precision", "threads", "channel multiple", "latency", "provenance"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["name"], r["runtime"], r["precision"], str(r["threads"]), str(r["channel_multiple"]),
-                  r["source"], r["provenance"])
+        t.add_row(
+            r["name"],
+            r["runtime"],
+            r["precision"],
+            str(r["threads"]),
+            str(r["channel_multiple"]),
+            r["source"],
+            r["provenance"],
+        )
     Console().print(t)

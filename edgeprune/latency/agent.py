@@ -72,11 +72,15 @@ def _check_onnx(model: bytes, i: int) -> None:
         raise _BadRequest(400, f"model {i} is not a valid ONNX model: {err}".splitlines()[0][:300]) from None
 
 
-def benchmark(models: list[bytes], runtime: str, precision: str, threads: int, warmup: int, runs: int) -> list[list[float]]:
+def benchmark(
+    models: list[bytes], runtime: str, precision: str, threads: int, warmup: int, runs: int
+) -> list[list[float]]:
     """Time ``models`` with the named runtime on this device (interleaved)."""
     if runtime == "onnxruntime-cpu":
         if precision != "fp32":
-            raise _BadRequest(400, "onnxruntime-cpu benchmarks are fp32 (quantized models carry their own precision)")
+            raise _BadRequest(
+                400, "onnxruntime-cpu benchmarks are fp32 (quantized models carry their own precision)"
+            )
         from edgeprune.latency.ort_timing import time_models_ms
 
         return time_models_ms(models, threads, warmup, runs)
@@ -92,7 +96,7 @@ def device_info(settings: AgentSettings) -> dict[str, Any]:
 
     info = runtime_info()
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
 
         info["tensorrt_version"] = tensorrt.__version__
     except ImportError:
@@ -148,7 +152,9 @@ class AgentHandler(BaseHTTPRequestHandler):
             raise _BadRequest(400, "bad Content-Length") from None
         if n > self.server.settings.max_upload_bytes:
             self._drain(n)
-            raise _BadRequest(413, f"upload of {n} bytes exceeds the cap of {self.server.settings.max_upload_bytes} bytes")
+            raise _BadRequest(
+                413, f"upload of {n} bytes exceeds the cap of {self.server.settings.max_upload_bytes} bytes"
+            )
         return self.rfile.read(n)
 
     def _drain(self, n: int) -> None:
@@ -167,7 +173,9 @@ class AgentHandler(BaseHTTPRequestHandler):
                 req = json.loads(body)
                 models = [base64.b64decode(m, validate=True) for m in req["models"]]
             except (ValueError, KeyError, TypeError, binascii.Error):
-                raise _BadRequest(400, "body must be JSON with a 'models' list of base64 ONNX models") from None
+                raise _BadRequest(
+                    400, "body must be JSON with a 'models' list of base64 ONNX models"
+                ) from None
             if not isinstance(req, dict):
                 raise _BadRequest(400, "body must be a JSON object")
             opts = req
@@ -203,7 +211,11 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._send(err.status, {"error": str(err)})
             return
         wait_s = self.server.settings.busy_wait_s
-        acquired = self.server.lock.acquire(timeout=wait_s) if wait_s > 0 else self.server.lock.acquire(blocking=False)
+        acquired = (
+            self.server.lock.acquire(timeout=wait_s)
+            if wait_s > 0
+            else self.server.lock.acquire(blocking=False)
+        )
         if not acquired:
             self._send(503, {"error": "busy: another benchmark is running; retry later"})
             return
@@ -219,12 +231,19 @@ class AgentHandler(BaseHTTPRequestHandler):
             self.server.lock.release()
         from edgeprune.latency.ort_timing import summarize_ms
 
-        self._send(200, {
-            "samples_ms": samples,
-            "stats": [summarize_ms(s) for s in samples],
-            "runtime": runtime, "precision": precision, "threads": threads, "warmup": warmup, "runs": runs,
-            **self.server.info,
-        })
+        self._send(
+            200,
+            {
+                "samples_ms": samples,
+                "stats": [summarize_ms(s) for s in samples],
+                "runtime": runtime,
+                "precision": precision,
+                "threads": threads,
+                "warmup": warmup,
+                "runs": runs,
+                **self.server.info,
+            },
+        )
 
 
 class AgentServer(ThreadingHTTPServer):
@@ -246,4 +265,5 @@ class AgentServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host_text}:{port}"

@@ -14,8 +14,17 @@ from edgeprune.errors import ProfileError, RuntimeUnavailableError
 class RemoteTimer:
     """Times models on a remote agent exactly as the local profiler would on the device."""
 
-    def __init__(self, url: str, token: str | None, runtime: str, precision: str, threads: int,
-                 warmup: int = 30, runs: int = 100, timeout_s: float = 600.0):
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        runtime: str,
+        precision: str,
+        threads: int,
+        warmup: int = 30,
+        runs: int = 100,
+        timeout_s: float = 600.0,
+    ):
         if not token:
             raise ProfileError("a remote agent needs a token: pass --token or set EDGEPRUNE_AGENT_TOKEN")
         self.url = url.rstrip("/")
@@ -51,7 +60,10 @@ class RemoteTimer:
     def time_models_ms(self, models: list[bytes]) -> list[list[float]]:
         payload = {
             "models": [base64.b64encode(m).decode() for m in models],
-            "runtime": self.runtime, "precision": self.precision, "threads": self.threads,
-            "warmup": self.warmup, "runs": self.runs,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "threads": self.threads,
+            "warmup": self.warmup,
+            "runs": self.runs,
         }
         return self._call("POST", "/v1/benchmark", payload)["samples_ms"]

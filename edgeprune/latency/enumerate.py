@@ -49,8 +49,9 @@ def _variants(key: KernelKey, multiple: int, streams: bool, last: bool) -> list[
     return [key]
 
 
-def enumerate_kernels(model: nn.Module, input_shape: tuple[int, int, int], multiple: int,
-                      precision: str = "fp32") -> list[KernelKey]:
+def enumerate_kernels(
+    model: nn.Module, input_shape: tuple[int, int, int], multiple: int, precision: str = "fp32"
+) -> list[KernelKey]:
     """Distinct kernels the search space of ``model`` can produce, in network order."""
     base = extract_kernels(model, input_shape, precision)
     streams = _is_cifar_resnet(model)

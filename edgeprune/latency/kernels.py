@@ -12,7 +12,7 @@ built one of the same shape share keys.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -37,7 +37,10 @@ class ConvSpec:
     @property
     def out_hw(self) -> tuple[int, int]:
         pad = self.k // 2
-        return ((self.h + 2 * pad - self.k) // self.stride + 1, (self.w + 2 * pad - self.k) // self.stride + 1)
+        return (
+            (self.h + 2 * pad - self.k) // self.stride + 1,
+            (self.w + 2 * pad - self.k) // self.stride + 1,
+        )
 
     @property
     def macs(self) -> int:
@@ -88,8 +91,19 @@ class KernelKey:
             cin, mid, cout = ch[1:].split("-")
             k, rest = ksg[1:].split("s")
             s, g = rest.split("g")
-            key = cls(op, int(h), int(w), int(cin), int(mid), int(cout), int(k), int(s), int(g),
-                      "" if variant == "-" else variant, precision)
+            key = cls(
+                op,
+                int(h),
+                int(w),
+                int(cin),
+                int(mid),
+                int(cout),
+                int(k),
+                int(s),
+                int(g),
+                "" if variant == "-" else variant,
+                precision,
+            )
         except ValueError:
             raise ValueError(f"malformed kernel key {text!r}") from None
         if op not in OPS and op != "overhead":
@@ -106,14 +120,29 @@ class KernelKey:
         return (self.cin, self.mid, self.cout)
 
     def with_channels(self, cin: int, mid: int, cout: int) -> KernelKey:
-        return KernelKey(self.op, self.h, self.w, cin, mid, cout, self.k, self.stride, self.groups, self.variant, self.precision)
+        return KernelKey(
+            self.op,
+            self.h,
+            self.w,
+            cin,
+            mid,
+            cout,
+            self.k,
+            self.stride,
+            self.groups,
+            self.variant,
+            self.precision,
+        )
 
     def convs(self) -> tuple[ConvSpec, ...]:
         """The convolutions this kernel runs (for rooflines and MAC counts)."""
         h, w, s = self.h, self.w, self.stride
         if self.op == "cifar_block":
             oh, ow = ConvSpec(h, w, self.cin, self.mid, 3, s, 1).out_hw
-            out = [ConvSpec(h, w, self.cin, self.mid, 3, s, 1), ConvSpec(oh, ow, self.mid, self.cout, 3, 1, 1)]
+            out = [
+                ConvSpec(h, w, self.cin, self.mid, 3, s, 1),
+                ConvSpec(oh, ow, self.mid, self.cout, 3, 1, 1),
+            ]
             if s != 1 or self.cin != self.cout:
                 out.append(ConvSpec(h, w, self.cin, self.cout, 1, s, 1))
             return tuple(out)
@@ -139,7 +168,12 @@ class KernelKey:
 def _unit_of(module: nn.Module) -> str | None:
     """Which kernel op a module is, if it is one unit for the runtime."""
     name = type(module).__name__
-    if name == "BasicBlock" and hasattr(module, "conv1") and hasattr(module, "conv2") and hasattr(module, "shortcut"):
+    if (
+        name == "BasicBlock"
+        and hasattr(module, "conv1")
+        and hasattr(module, "conv2")
+        and hasattr(module, "shortcut")
+    ):
         return "cifar_block"
     if name == "InvertedResidual" and isinstance(getattr(module, "conv", None), nn.Sequential):
         return "inverted_residual"
@@ -157,32 +191,84 @@ def _first_conv(module: nn.Module) -> nn.Conv2d:
     raise UnsupportedModelError(f"{type(module).__name__} holds no convolution")
 
 
-def _key_for(op: str, module: nn.Module, shape: tuple[int, ...], last_4d: tuple[int, ...] | None,
-             first: bool, precision: str) -> KernelKey:
+def _key_for(
+    op: str,
+    module: nn.Module,
+    shape: tuple[int, ...],
+    last_4d: tuple[int, ...] | None,
+    first: bool,
+    precision: str,
+) -> KernelKey:
     variant = "input" if first else ""
     if op == "cifar_block":
-        c1, c2 = module.conv1, module.conv2
-        return KernelKey(op, shape[2], shape[3], c1.in_channels, c1.out_channels, c2.out_channels, 3,
-                         c1.stride[0], 1, variant, precision)
+        c1, c2 = cast(nn.Conv2d, module.conv1), cast(nn.Conv2d, module.conv2)
+        return KernelKey(
+            op,
+            shape[2],
+            shape[3],
+            c1.in_channels,
+            c1.out_channels,
+            c2.out_channels,
+            3,
+            c1.stride[0],
+            1,
+            variant,
+            precision,
+        )
     if op == "inverted_residual":
-        convs = [m for m in module.conv.modules() if isinstance(m, nn.Conv2d)]
+        convs = [m for m in cast(nn.Module, module.conv).modules() if isinstance(m, nn.Conv2d)]
         dw = next(c for c in convs if c.groups > 1 and c.groups == c.in_channels)
         if len(convs) == 2:
             variant = "noexpand" if not first else "input-noexpand"
-        return KernelKey(op, shape[2], shape[3], convs[0].in_channels, dw.in_channels, convs[-1].out_channels,
-                         dw.kernel_size[0], dw.stride[0], 1, variant, precision)
+        return KernelKey(
+            op,
+            shape[2],
+            shape[3],
+            convs[0].in_channels,
+            dw.in_channels,
+            convs[-1].out_channels,
+            dw.kernel_size[0],
+            dw.stride[0],
+            1,
+            variant,
+            precision,
+        )
     if op == "conv":
         c = _first_conv(module)
-        return KernelKey(op, shape[2], shape[3], c.in_channels, 0, c.out_channels, c.kernel_size[0],
-                         c.stride[0], c.groups, variant, precision)
+        return KernelKey(
+            op,
+            shape[2],
+            shape[3],
+            c.in_channels,
+            0,
+            c.out_channels,
+            c.kernel_size[0],
+            c.stride[0],
+            c.groups,
+            variant,
+            precision,
+        )
     assert isinstance(module, nn.Linear)
     if last_4d is not None and last_4d[1] == module.in_features and last_4d[2] * last_4d[3] > 1:
-        return KernelKey("gap_linear", last_4d[2], last_4d[3], module.in_features, 0, module.out_features, 1, 1, 1,
-                         variant, precision)
+        return KernelKey(
+            "gap_linear",
+            last_4d[2],
+            last_4d[3],
+            module.in_features,
+            0,
+            module.out_features,
+            1,
+            1,
+            1,
+            variant,
+            precision,
+        )
     return KernelKey("linear", 1, 1, module.in_features, 0, module.out_features, 1, 1, 1, variant, precision)
 
 
-def extract_kernels(model: nn.Module, input_shape: tuple[int, int, int], precision: str = "fp32") -> list[KernelKey]:
+def extract_kernels(
+    model: nn.Module, input_shape: tuple[int, int, int], precision: str = "fp32"
+) -> list[KernelKey]:
     """The fused kernels of ``model`` at batch 1, in execution order (one traced forward pass)."""
     keys: list[KernelKey] = []
     active: list[nn.Module] = []
@@ -223,7 +309,9 @@ def extract_kernels(model: nn.Module, input_shape: tuple[int, int, int], precisi
     except UnsupportedModelError:
         raise
     except Exception as err:  # a model that cannot run on this shape is the user's problem, one line
-        raise UnsupportedModelError(f"cannot trace the model at input {input_shape}: {err}".splitlines()[0]) from None
+        raise UnsupportedModelError(
+            f"cannot trace the model at input {input_shape}: {err}".splitlines()[0]
+        ) from None
     finally:
         for h in handles:
             h.remove()

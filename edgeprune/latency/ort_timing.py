@@ -44,7 +44,9 @@ def _feed(sess: Any) -> dict[str, np.ndarray]:
     return feed
 
 
-def time_models_ms(models: list[bytes], threads: int = 1, warmup: int = 30, runs: int = 100) -> list[list[float]]:
+def time_models_ms(
+    models: list[bytes], threads: int = 1, warmup: int = 30, runs: int = 100
+) -> list[list[float]]:
     """Per-model timings (ms) of ``runs`` interleaved calls after ``warmup`` calls each."""
     if not models:
         return []

@@ -38,15 +38,33 @@ def overhead_key(precision: str) -> KernelKey:
 
 def network_overhead_key(first: KernelKey, n_kernels: int = 0) -> KernelKey:
     """Entry of the unpruned network's ``T − K`` for the family whose input kernel is ``first`` (``cout`` = n)."""
-    return KernelKey(OVERHEAD_KEY_OP, first.h, first.w, first.cin, 0, n_kernels, first.k, first.stride, first.groups,
-                     f"net-{first.op}", first.precision)
+    return KernelKey(
+        OVERHEAD_KEY_OP,
+        first.h,
+        first.w,
+        first.cin,
+        0,
+        n_kernels,
+        first.k,
+        first.stride,
+        first.groups,
+        f"net-{first.op}",
+        first.precision,
+    )
 
 
 class LatencyPredictor:
     """Predicts batch-1 latency in ms; ``source`` is ``measured`` or ``estimate``."""
 
-    def __init__(self, source: str, precision: str, *, table: LatencyTable | None = None,
-                 estimate: EstimateSpec | None = None, note: str = ""):
+    def __init__(
+        self,
+        source: str,
+        precision: str,
+        *,
+        table: LatencyTable | None = None,
+        estimate: EstimateSpec | None = None,
+        note: str = "",
+    ):
         if source not in ("measured", "estimate"):
             raise ValueError(f"source must be measured or estimate, got {source!r}")
         if (source == "measured") != (table is not None):
@@ -58,21 +76,34 @@ class LatencyPredictor:
         self.note = note
         self._table = table
         self._cache: dict[KernelKey, float] = {}
-        self._families: dict[tuple[Any, ...], list[tuple[tuple[int, int, int], int, float]]] = defaultdict(list)
+        self._families: dict[tuple[Any, ...], list[tuple[tuple[int, int, int], int, float]]] = defaultdict(
+            list
+        )
         if table is not None:
             for k, e in table.entries.items():
                 self._cache[k] = e.median_ms
                 self._families[k.family].append((k.channels, k.macs, e.median_ms))
             ov = table.get(overhead_key(precision))
             if ov is None:
-                raise ProfileError("latency table has no empty-call overhead entry; re-run `edgeprune profile`")
+                raise ProfileError(
+                    "latency table has no empty-call overhead entry; re-run `edgeprune profile`"
+                )
             self.overhead_ms = ov.median_ms
-            self._net_overhead = {k.with_channels(k.cin, 0, 0): (e.median_ms, k.cout) for k, e in table.entries.items()
-                                  if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0}
+            self._net_overhead = {
+                k.with_channels(k.cin, 0, 0): (e.median_ms, k.cout)
+                for k, e in table.entries.items()
+                if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0
+            }
         else:
             assert estimate is not None
-            self._roofline = Roofline(estimate.peak_gflops, estimate.bandwidth_gbps, estimate.compute_efficiency,
-                                      estimate.memory_efficiency, estimate.kernel_overhead_ms, estimate.bytes_per_value)
+            self._roofline = Roofline(
+                estimate.peak_gflops,
+                estimate.bandwidth_gbps,
+                estimate.compute_efficiency,
+                estimate.memory_efficiency,
+                estimate.kernel_overhead_ms,
+                estimate.bytes_per_value,
+            )
             self.overhead_ms = estimate.call_overhead_ms
             self._net_overhead = {}
 
@@ -117,7 +148,7 @@ class LatencyPredictor:
 
     def predict_ms(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
         """Latency of ``model`` at batch 1 on the target (traces it once)."""
-        return self.predict_kernels_ms(extract_kernels(model, tuple(input_shape), self.precision))
+        return self.predict_kernels_ms(extract_kernels(model, input_shape, self.precision))
 
 
 def _estimate_predictor(profile: HardwareProfile, note: str) -> LatencyPredictor:
@@ -133,14 +164,20 @@ def predictor_for(profile: HardwareProfile, model_name: str | None = None) -> La
     estimate (labelled ``estimate``) when it has one, else raises :class:`ProfileError`.
     """
     if profile.table is None:
-        return _estimate_predictor(profile, f"{profile.name}: roofline estimate ({profile.estimate and profile.estimate.method})")
+        return _estimate_predictor(
+            profile, f"{profile.name}: roofline estimate ({profile.estimate and profile.estimate.method})"
+        )
     path = profile.table_path()
     if not path.is_file():
         if profile.estimate is not None:
             return _estimate_predictor(profile, f"{profile.name}: no measured table at {path} yet")
-        raise ProfileError(f"profile {profile.name}: measured table {path} not found; run `edgeprune profile --target {profile.name}`")
+        raise ProfileError(
+            f"profile {profile.name}: measured table {path} not found; run `edgeprune profile --target {profile.name}`"
+        )
     table = LatencyTable.load(path)
-    pred = LatencyPredictor("measured", profile.precision, table=table, note=f"{profile.name}: measured table {path.name}")
+    pred = LatencyPredictor(
+        "measured", profile.precision, table=table, note=f"{profile.name}: measured table {path.name}"
+    )
     if model_name is None:
         return pred
     from edgeprune.config import ModelConfig
@@ -158,7 +195,9 @@ def predictor_for(profile: HardwareProfile, model_name: str | None = None) -> La
     if not missing:
         return pred
     if profile.estimate is not None:
-        return _estimate_predictor(profile, f"{profile.name}: table does not cover {model_name} ({missing[0]}); roofline estimate")
+        return _estimate_predictor(
+            profile, f"{profile.name}: table does not cover {model_name} ({missing[0]}); roofline estimate"
+        )
     raise ProfileError(
         f"the {profile.name} table does not cover {model_name} (e.g. {missing[0]}); "
         f"run `edgeprune profile --target {profile.name} --model {model_name}`"

@@ -137,7 +137,9 @@ def _parse(path: Path) -> HardwareProfile:
     try:
         prof = HardwareProfile.model_validate({**data, "profile_dir": path.parent})
     except ValidationError as err:
-        raise ProfileError("malformed hardware profile " + describe_validation_error(err, str(path))) from None
+        raise ProfileError(
+            "malformed hardware profile " + describe_validation_error(err, str(path))
+        ) from None
     if prof.table is None and prof.estimate is None:
         raise ProfileError(f"profile {path} has neither a measured table nor an estimate")
     return prof

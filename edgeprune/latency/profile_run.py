@@ -41,7 +41,9 @@ def default_table_path(profile: HardwareProfile) -> Path:
     return (profile.profile_dir or Path.cwd()) / "tables" / f"{profile.name}.json"
 
 
-def make_timer(profile: HardwareProfile, remote: str | None, token: str | None, warmup: int, runs: int) -> KernelTimer:
+def make_timer(
+    profile: HardwareProfile, remote: str | None, token: str | None, warmup: int, runs: int
+) -> KernelTimer:
     """The timer for ``profile``: a remote agent, local ONNX Runtime, or local TensorRT."""
     if remote:
         from edgeprune.latency.agent_client import RemoteTimer
@@ -49,7 +51,9 @@ def make_timer(profile: HardwareProfile, remote: str | None, token: str | None, 
         return RemoteTimer(remote, token, profile.runtime, profile.precision, profile.threads, warmup, runs)
     if profile.runtime == "onnxruntime-cpu":
         if profile.precision != "fp32":
-            raise ConfigError(f"local ONNX Runtime profiling supports fp32 only; {profile.name} is {profile.precision}")
+            raise ConfigError(
+                f"local ONNX Runtime profiling supports fp32 only; {profile.name} is {profile.precision}"
+            )
         return LocalOrtTimer(profile.threads, warmup, runs)
     if profile.runtime == "tensorrt":
         from edgeprune.latency.tensorrt_profiler import TensorRTTimer
@@ -63,7 +67,11 @@ def _point_profile_at_table(profile: HardwareProfile, table_path: Path) -> bool:
         return False
     yaml_path = profile.profile_dir / f"{profile.name}.yaml"
     data = yaml.safe_load(yaml_path.read_text())
-    rel = table_path.relative_to(profile.profile_dir) if table_path.is_relative_to(profile.profile_dir) else table_path
+    rel = (
+        table_path.relative_to(profile.profile_dir)
+        if table_path.is_relative_to(profile.profile_dir)
+        else table_path
+    )
     data["table"] = {"source": "measured", "path": str(rel)}
     write_text_atomic(yaml_path, yaml.safe_dump(data, sort_keys=False))
     return True
@@ -105,9 +113,19 @@ def run_profile(
         on_plan(len(keys), path)
     base = extract_kernels(loaded.model, shape, profile.precision)
     network = (base, export_onnx(loaded.model, (1, *shape)))
-    table, measured = profile_kernels(keys, path, timer, passes=passes, warmup=warmup, runs=runs,
-                                      on_progress=on_progress, networks=[network])
+    table, measured = profile_kernels(
+        keys,
+        path,
+        timer,
+        passes=passes,
+        warmup=warmup,
+        runs=runs,
+        on_progress=on_progress,
+        networks=[network],
+    )
     updated = False
     if table_path is None:
         updated = _point_profile_at_table(profile, path)
-    return ProfileSummary(profile.name, model_name, path, len(keys), measured, len(table.entries), table.source, updated)
+    return ProfileSummary(
+        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source, updated
+    )

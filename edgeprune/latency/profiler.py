@@ -72,8 +72,19 @@ def network_keys(kernels: Sequence[KernelKey]) -> tuple[KernelKey, KernelKey]:
     from edgeprune.latency.predictor import network_overhead_key
 
     residual = network_overhead_key(kernels[0], len(kernels))
-    total = KernelKey(OVERHEAD_KEY_OP, residual.h, residual.w, residual.cin, 0, residual.cout, residual.k,
-                      residual.stride, residual.groups, "total-" + kernels[0].op, residual.precision)
+    total = KernelKey(
+        OVERHEAD_KEY_OP,
+        residual.h,
+        residual.w,
+        residual.cin,
+        0,
+        residual.cout,
+        residual.k,
+        residual.stride,
+        residual.groups,
+        "total-" + kernels[0].op,
+        residual.precision,
+    )
     return total, residual
 
 
@@ -146,7 +157,9 @@ def profile_kernels(
             for key in order:
                 if table.passes_of(key) >= p:
                     continue
-                stats = _measure_network(onnx_of[key], timer) if key in onnx_of else measure_kernel(key, timer)
+                stats = (
+                    _measure_network(onnx_of[key], timer) if key in onnx_of else measure_kernel(key, timer)
+                )
                 table.add_pass(key, *stats)
                 done += 1
                 if on_progress:

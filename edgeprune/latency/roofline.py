@@ -27,7 +27,11 @@ class Roofline:
     def conv_ms(self, conv: ConvSpec) -> float:
         """Estimated time of one convolution."""
         compute_ms = 2.0 * conv.macs / (self.peak_gflops * 1e9 * self.compute_efficiency) * 1e3
-        memory_ms = conv.bytes_moved(self.bytes_per_value) / (self.bandwidth_gbps * 1e9 * self.memory_efficiency) * 1e3
+        memory_ms = (
+            conv.bytes_moved(self.bytes_per_value)
+            / (self.bandwidth_gbps * 1e9 * self.memory_efficiency)
+            * 1e3
+        )
         return max(compute_ms, memory_ms) + self.kernel_overhead_ms
 
     def convs_ms(self, convs: Iterable[ConvSpec]) -> float:

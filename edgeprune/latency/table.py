@@ -64,8 +64,14 @@ def _entry_from_dict(key: str, d: Any, where: str) -> Entry:
     if not isinstance(d, dict):
         raise ProfileError(f"{where}: entry {key!r} is not a mapping")
     try:
-        e = Entry(float(d["median_ms"]), float(d["p10_ms"]), float(d["p90_ms"]), float(d.get("spread", 0.0)),
-                  int(d["count"]), [float(m) for m in d.get("pass_medians_ms", [])])
+        e = Entry(
+            float(d["median_ms"]),
+            float(d["p10_ms"]),
+            float(d["p90_ms"]),
+            float(d.get("spread", 0.0)),
+            int(d["count"]),
+            [float(m) for m in d.get("pass_medians_ms", [])],
+        )
     except KeyError as err:
         raise ProfileError(f"{where}: entry {key!r} is missing field {err.args[0]!r}") from None
     except (TypeError, ValueError):
@@ -126,7 +132,9 @@ class LatencyTable:
             medians = mine.pass_medians_ms + e.pass_medians_ms
             lo = min(medians) if medians else best.median_ms
             spread = (max(medians) - lo) / lo if medians and lo > 0 else 0.0
-            out.entries[key] = Entry(best.median_ms, best.p10_ms, best.p90_ms, spread, mine.count + e.count, medians)
+            out.entries[key] = Entry(
+                best.median_ms, best.p10_ms, best.p90_ms, spread, mine.count + e.count, medians
+            )
         return out
 
     # --- files ---------------------------------------------------------------------------------------
@@ -148,7 +156,9 @@ class LatencyTable:
         if not isinstance(data, dict) or data.get("format") != TABLE_FORMAT:
             raise ProfileError(f"{where}: not an edgeprune latency table (missing format: {TABLE_FORMAT})")
         if data.get("version") != TABLE_VERSION:
-            raise ProfileError(f"{where}: latency table version {data.get('version')!r} is not supported (expected {TABLE_VERSION})")
+            raise ProfileError(
+                f"{where}: latency table version {data.get('version')!r} is not supported (expected {TABLE_VERSION})"
+            )
         prov = data.get("provenance")
         if not isinstance(prov, dict):
             raise ProfileError(f"{where}: latency table has no provenance")
@@ -156,7 +166,9 @@ class LatencyTable:
             if f not in prov:
                 raise ProfileError(f"{where}: latency table provenance is missing field {f!r}")
         if prov["source"] not in ("measured", "estimate"):
-            raise ProfileError(f"{where}: provenance source must be 'measured' or 'estimate', got {prov['source']!r}")
+            raise ProfileError(
+                f"{where}: provenance source must be 'measured' or 'estimate', got {prov['source']!r}"
+            )
         raw = data.get("entries")
         if not isinstance(raw, dict):
             raise ProfileError(f"{where}: latency table has no entries mapping")

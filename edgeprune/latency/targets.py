@@ -19,14 +19,18 @@ def provenance_line(profile: HardwareProfile) -> tuple[str, str]:
             except ProfileError as err:
                 return "invalid", str(err)
             p = t.provenance
-            return "measured", (f"{len(t.entries)} kernels on {p['device']}, {p['runtime']} {p['runtime_version']}, "
-                                f"{p['date']}, threads {p.get('threads')}")
+            return "measured", (
+                f"{len(t.entries)} kernels on {p['device']}, {p['runtime']} {p['runtime_version']}, "
+                f"{p['date']}, threads {p.get('threads')}"
+            )
         if profile.estimate is None:
             return "missing", f"no table yet: run `edgeprune profile --target {profile.name}`"
     e = profile.estimate
     assert e is not None
-    return "estimate", (f"roofline from {e.peak_gflops:g} GFLOP/s, {e.bandwidth_gbps:g} GB/s "
-                        f"({'; '.join(e.citations)[:80]}...), fitted to {e.fitted_to}")
+    return "estimate", (
+        f"roofline from {e.peak_gflops:g} GFLOP/s, {e.bandwidth_gbps:g} GB/s "
+        f"({'; '.join(e.citations)[:80]}...), fitted to {e.fitted_to}"
+    )
 
 
 def describe_targets() -> list[dict[str, Any]]:
@@ -34,7 +38,17 @@ def describe_targets() -> list[dict[str, Any]]:
     out = []
     for p in list_profiles():
         source, line = provenance_line(p)
-        out.append({"name": p.name, "description": p.description, "runtime": p.runtime, "precision": p.precision,
-                    "threads": p.threads, "batch_size": p.batch_size, "channel_multiple": p.channel_multiple,
-                    "source": source, "provenance": line})
+        out.append(
+            {
+                "name": p.name,
+                "description": p.description,
+                "runtime": p.runtime,
+                "precision": p.precision,
+                "threads": p.threads,
+                "batch_size": p.batch_size,
+                "channel_multiple": p.channel_multiple,
+                "source": source,
+                "provenance": line,
+            }
+        )
     return out

@@ -83,8 +83,12 @@ class _Engine:
         for i in range(self.engine.num_io_tensors):
             name = self.engine.get_tensor_name(i)
             shape = tuple(max(int(d), 1) for d in self.engine.get_tensor_shape(name))
-            dtype = {trt.float32: torch.float32, trt.float16: torch.float16, trt.int8: torch.int8,
-                     trt.int32: torch.int32}[self.engine.get_tensor_dtype(name)]
+            dtype = {
+                trt.float32: torch.float32,
+                trt.float16: torch.float16,
+                trt.int8: torch.int8,
+                trt.int32: torch.int32,
+            }[self.engine.get_tensor_dtype(name)]
             if self.engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT:
                 self.context.set_input_shape(name, shape)
             buf = torch.zeros(shape, dtype=dtype, device="cuda")

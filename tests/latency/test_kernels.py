@@ -22,7 +22,10 @@ def test_pruned_network_keys_follow_its_shape(make_pruned_resnet):
     keys = extract_kernels(model, (3, 32, 32))
     blocks = [k for k in keys if k.op == "cifar_block"]
     assert [(k.cin, k.mid, k.cout, k.stride, k.h) for k in blocks] == [
-        (16, 8, 16, 1, 32), (16, 16, 32, 2, 32), (32, 24, 32, 1, 16), (32, 40, 64, 2, 16)
+        (16, 8, 16, 1, 32),
+        (16, 16, 32, 2, 32),
+        (32, 24, 32, 1, 16),
+        (32, 40, 64, 2, 16),
     ]
 
 

@@ -10,8 +10,15 @@ from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.predictor import overhead_key
 from edgeprune.models.cifar_resnet import cifar_resnet
 
-PROV = {"source": "measured", "device": "cpu", "runtime": "onnxruntime-cpu", "runtime_version": "1",
-        "threads": 1, "date": "2026-01-01T00:00:00Z", "method": "test"}
+PROV = {
+    "source": "measured",
+    "device": "cpu",
+    "runtime": "onnxruntime-cpu",
+    "runtime_version": "1",
+    "threads": 1,
+    "date": "2026-01-01T00:00:00Z",
+    "method": "test",
+}
 
 
 def _table(entries):

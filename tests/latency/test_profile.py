@@ -11,7 +11,12 @@ def test_shipped_profiles_and_their_provenance():
     profiles = {p.name: p for p in list_profiles()}
     assert {"host-cpu", "jetson-orin", "mobile-cpu", "desktop-gpu"} <= set(profiles)
     host = profiles["host-cpu"]
-    assert (host.runtime, host.precision, host.threads, host.channel_multiple) == ("onnxruntime-cpu", "fp32", 1, 16)
+    assert (host.runtime, host.precision, host.threads, host.channel_multiple) == (
+        "onnxruntime-cpu",
+        "fp32",
+        1,
+        16,
+    )
     assert host.source == "measured" and host.table_path().is_file()
     for name in ("jetson-orin", "mobile-cpu", "desktop-gpu"):
         p = profiles[name]
@@ -26,7 +31,7 @@ def test_unknown_target():
 
 
 def _profile(**over):
-    base = yaml.safe_load(open(load_profile("mobile-cpu").profile_dir / "mobile-cpu.yaml"))
+    base = yaml.safe_load((load_profile("mobile-cpu").profile_dir / "mobile-cpu.yaml").read_text())
     base.update(over)
     return base
 
