@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.errors import ConfigError, EdgepruneError, VerificationError
-from edgeprune.export.manifest import check_manifest
+from edgeprune.export.manifest import read_manifest
 from edgeprune.verify.checks import VerifyThresholds
 from edgeprune.verify.pick import verify_pick
 from edgeprune.verify.rebuild import rebuild_torch_model
@@ -47,7 +47,7 @@ def run_verify(
     if not pick_dir.is_dir():
         raise VerificationError(f"pick directory not found: {pick_dir}")
     profile = load_profile(target)
-    manifest = check_manifest(pick_dir)
+    manifest = read_manifest(pick_dir)  # the input contract; verify_pick checks every file's sha256
     th = thresholds or VerifyThresholds()
     if images < th.min_images:
         th = th.model_copy(update={"min_images": images})
@@ -61,7 +61,7 @@ def run_verify(
         test = type(test)(test.x[idx], test.y[idx])
     if tuple(test.x.shape[1:]) != tuple(manifest.input_shape[1:]):
         raise VerificationError(
-            f"the data's images are {tuple(test.x.shape[1:])} but the model expects {tuple(manifest.input_shape[1:])}"
+            f"the data's images are {tuple(test.x.shape[1:])} but the model expects {tuple(manifest.input_shape[1:])} (manifest)"
         )
     torch_model = rebuild_torch_model(pick_dir, manifest)
     predicted_ms, source = _predicted(profile, manifest, torch_model)

@@ -14,7 +14,7 @@ from edgeprune.errors import ExportError, VerificationError
 from edgeprune.export import describe_onnx, export_onnx, load_onnx_checked
 from edgeprune.models import build_model
 from edgeprune.runtime import get_runtime
-from tests.export.conftest import random_plan, torch_logits
+from tests.export.fixtures import random_plan, torch_logits
 
 EXAMPLE = torch.zeros(1, 3, 32, 32)
 

@@ -1,0 +1,134 @@
+"""``edgeprune verify`` on a shipped pruned pick: verify.json, failing checks, corrupt and tampered files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from edgeprune.cli import main
+from edgeprune.config import ModelConfig
+from edgeprune.errors import VerificationError
+from edgeprune.export import load_recipe, ship_pick
+from edgeprune.models import build_model
+from edgeprune.verify import VerifyThresholds, verify_pick
+from edgeprune.verify.command import run_verify
+from tests.export.fixtures import random_plan
+
+
+def _ship(family: str, weights: Path, out: Path, cifar, precision: str = "int8", seed: int = 5) -> Path:
+    from edgeprune.graph import apply_plan
+
+    base = build_model(ModelConfig(name=family, weights=weights)).model
+    plan, analysis = random_plan(base, seed=seed)
+    model = apply_plan(base, plan, torch.zeros(1, 3, 32, 32), analysis=analysis)
+    out.mkdir(parents=True)
+    torch.save(model.state_dict(), out / "weights.pt")
+    (out / "plan.json").write_text(plan.to_json())
+    ship_pick(
+        out, model, torch.zeros(1, 3, 32, 32), target="host-cpu", precision=precision, mean=cifar.mean, std=cifar.std,
+        class_names=cifar.classes, expected_latency_ms=0.8, latency_source="estimate", model_name=family,
+        calib_x=cifar.train.x, recipe=load_recipe("host-cpu").model_copy(update={"num_samples": 64}),
+    )  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def pick(pretrained, cifar, tmp_path_factory) -> Path:
+    return _ship("resnet20", pretrained["resnet20"], tmp_path_factory.mktemp("v") / "knee", cifar)
+
+
+@pytest.fixture()
+def pick_copy(pick, tmp_path) -> Path:
+    return Path(shutil.copytree(pick, tmp_path / "pick"))
+
+
+def test_verify_writes_a_passing_report(pick_copy, shared_data):
+    report = run_verify(
+        pick_copy, target="host-cpu", data=str(shared_data / "cifar10"), repetitions=20, passes=2
+    )
+    doc = json.loads((pick_copy / "verify.json").read_text())
+    assert doc["passed"] is True and report.passed
+    assert doc["parity_fp32"]["images"] == 1000 and doc["parity_fp32"]["top1_agreement"] == 1.0
+    assert doc["parity_fp32"]["max_abs_logit_diff"] <= 1e-4
+    assert (
+        doc["parity_int8"]["top1_agreement"] >= 0.9 and doc["accuracy"]["int8"] == doc["accuracy"]["shipped"]
+    )
+    assert doc["latency"]["model"] == "model.int8.onnx" and doc["latency"]["count"] == 40
+    assert doc["latency"]["ratio_measured_to_predicted"] == pytest.approx(doc["latency"]["median_ms"] / 0.8)
+    assert doc["thresholds"]["fp32_max_abs_logit_diff"] == 1e-4
+    assert doc["environment"]["runtime"] == "onnxruntime-cpu" and doc["environment"]["threads"] == 1
+    assert {c["name"] for c in doc["checks"]} >= {
+        "fp32_max_abs_logit_diff",
+        "int8_accuracy_drop",
+        "latency_ratio",
+    }
+
+
+def test_a_failed_check_is_recorded_and_raised(pick_copy, test_1000):
+    from edgeprune.export import check_manifest
+    from edgeprune.runtime import get_runtime
+    from edgeprune.verify import rebuild_torch_model
+
+    x, y = test_1000
+    th = VerifyThresholds(fp32_max_abs_logit_diff=1e-12)
+    model = rebuild_torch_model(pick_copy, check_manifest(pick_copy))
+    report = verify_pick(
+        pick_copy, runtime=get_runtime("onnxruntime-cpu"), test_x=x, test_y=y, torch_model=model,
+        predicted_latency_ms=None, latency_source="measured", thresholds=th, repetitions=5, passes=1,
+    )  # fmt: skip
+    assert not report.passed and [c.name for c in report.failed] == ["fp32_max_abs_logit_diff"]
+    assert json.loads((pick_copy / "verify.json").read_text())["passed"] is False
+
+
+def test_cli_exits_nonzero_on_a_corrupted_model(pick_copy, shared_data, capsys):
+    path = pick_copy / "model.onnx"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\xff" * 64
+    path.write_bytes(bytes(data))
+    rc = main(["verify", str(pick_copy), "--target", "host-cpu", "--data", str(shared_data / "cifar10")])
+    err = capsys.readouterr().err.strip()
+    assert rc == VerificationError.exit_code and "sha256 does not match" in err and "\n" not in err
+    doc = json.loads((pick_copy / "verify.json").read_text())
+    assert doc["passed"] is False and "sha256" in doc["error"]
+
+
+def test_corrupt_model_with_a_matching_manifest_is_caught(pick_copy, shared_data, capsys):
+    from edgeprune.export.manifest import sha256_file
+
+    path = pick_copy / "model.onnx"
+    path.write_bytes(path.read_bytes()[:1000])
+    m = json.loads((pick_copy / "manifest.json").read_text())
+    m["files"]["model.onnx"] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    (pick_copy / "manifest.json").write_text(json.dumps(m))
+    rc = main(["verify", str(pick_copy), "--target", "host-cpu", "--data", str(shared_data / "cifar10")])
+    err = capsys.readouterr().err.strip()
+    assert rc == VerificationError.exit_code and "not a valid ONNX model" in err and "\n" not in err
+
+
+def test_missing_pick_and_wrong_input_shape(pick, tmp_path, capsys):
+    import numpy as np
+
+    assert main(["verify", str(tmp_path / "none"), "--target", "host-cpu", "--data", "digits"]) != 0
+    assert "pick directory not found" in capsys.readouterr().err
+    rng = np.random.default_rng(0)
+    small = tmp_path / "small.npz"  # 16x16 RGB images for a 3x32x32 model
+    np.savez(small, x=rng.integers(0, 255, (60, 16, 16, 3), dtype=np.uint8), y=np.arange(60) % 10)
+    rc = main(["verify", str(pick), "--target", "host-cpu", "--data", str(small)])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "expects (3, 32, 32)" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_verify_pruned_resnet56(pretrained, cifar, shared_data, tmp_path):
+    pick = _ship("resnet56", pretrained["resnet56"], tmp_path / "r56", cifar, seed=11)
+    report = run_verify(pick, target="host-cpu", data=str(shared_data / "cifar10"), repetitions=50, passes=3)
+    doc = json.loads((pick / "verify.json").read_text())
+    assert (
+        report.passed
+        and doc["parity_fp32"]["top1_agreement"] == 1.0
+        and doc["parity_int8"]["accuracy_drop"] <= 0.01
+    )
