@@ -21,7 +21,7 @@ from edgeprune.errors import UnsupportedModelError
 from edgeprune.graph.analysis import ModelAnalysis, analyze
 from edgeprune.graph.blocks import drop_blocks
 from edgeprune.graph.costs import count_params
-from edgeprune.graph.dependency import build_graph
+from edgeprune.graph.dependency import build_graph, frozen_index_mapping
 from edgeprune.graph.importance import accumulate_gradients, group_scores, lowest, make_importance
 from edgeprune.graph.plan import PruningPlan, predict_params, validate_plan
 
@@ -83,22 +83,38 @@ def _select(
     if plan.criterion == "taylor":
         accumulate_gradients(model, data)
     chosen: list[tuple[str, nn.Module, list[int]]] = []
-    for name, keep in sorted(cuts.items()):
-        group = analysis.group(name)
-        found = _root_module(model, group.layers, plan.drop_blocks)
-        if found is None:
-            continue  # the group lived inside a dropped block
-        root_name, root = found
-        pruner = graph.get_pruner_of_module(root)
-        channels = pruner.get_out_channels(root)
-        if channels != group.channels:
-            raise UnsupportedModelError(
-                f"group {name!r}: layer {root_name} has {channels} channels, analysis said {group.channels}"
-            )
-        full = graph.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
-        scores = group_scores(importance, full, fallback)
-        chosen.append((name, root, lowest(scores, channels - keep)))
+    with frozen_index_mapping(graph):
+        for name, keep in sorted(cuts.items()):
+            _choose(graph, model, analysis, plan, name, keep, importance, fallback, chosen)
     return chosen
+
+
+def _choose(
+    graph: Any,
+    model: nn.Module,
+    analysis: ModelAnalysis,
+    plan: PruningPlan,
+    name: str,
+    keep: int,
+    importance: Any,
+    fallback: Any,
+    chosen: list[tuple[str, nn.Module, list[int]]],
+) -> None:
+    """Score one group's channels and record the lowest ``channels - keep`` of them."""
+    group = analysis.group(name)
+    found = _root_module(model, group.layers, plan.drop_blocks)
+    if found is None:
+        return  # the group lived inside a dropped block
+    root_name, root = found
+    pruner = graph.get_pruner_of_module(root)
+    channels = pruner.get_out_channels(root)
+    if channels != group.channels:
+        raise UnsupportedModelError(
+            f"group {name!r}: layer {root_name} has {channels} channels, analysis said {group.channels}"
+        )
+    full = graph.get_pruning_group(root, pruner.prune_out_channels, list(range(channels)))
+    scores = group_scores(importance, full, fallback)
+    chosen.append((name, root, lowest(scores, channels - keep)))
 
 
 def _cut_channels(
@@ -109,14 +125,26 @@ def _cut_channels(
     example: torch.Tensor,
     data: tuple[torch.Tensor, torch.Tensor] | None,
 ) -> None:
+    """Cut every planned group in one pass.
+
+    All groups are resolved on the unpruned graph (so every index is in the original numbering), the
+    indices are merged per (layer, dimension), and each layer is cut once. Equivalent to pruning the
+    groups one after another, without torch-pruning's per-group index-mapping refresh.
+    """
     graph = build_graph(model, example)
-    for name, root, idxs in _select(model, graph, analysis, plan, cuts, data):
-        pruner = graph.get_pruner_of_module(root)
+    merged: dict[tuple[nn.Module, Any], tuple[Any, set[int]]] = {}
+    with frozen_index_mapping(graph):
+        for _name, root, idxs in _select(model, graph, analysis, plan, cuts, data):
+            pruner = graph.get_pruner_of_module(root)
+            for dep, item_idxs in graph.get_pruning_group(root, pruner.prune_out_channels, idxs):
+                entry = merged.setdefault((dep.target.module, dep.handler), (dep, set()))
+                entry[1].update(int(i) for i in item_idxs)
+    for dep, idxs in merged.values():
         try:
-            graph.get_pruning_group(root, pruner.prune_out_channels, idxs).prune()
+            dep(sorted(idxs))
         except Exception as err:  # torch-pruning asserts on what it cannot cut
             raise UnsupportedModelError(
-                f"cannot prune group {name!r}: {type(err).__name__}: {err}"[:300]
+                f"cannot prune layer {dep.target.name or dep.target}: {err}"[:300]
             ) from None
 
 

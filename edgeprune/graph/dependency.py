@@ -9,7 +9,9 @@ with the layer that blocks it and never pruned, so nothing is ever pruned silent
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +76,24 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> Any:
     finally:
         model.train(was_training)
     return graph
+
+
+@contextlib.contextmanager
+def frozen_index_mapping(graph: Any) -> Iterator[None]:
+    """Skip torch-pruning's per-call index-mapping refresh while nothing is being pruned.
+
+    ``get_pruning_group`` recomputes every concat / reshape index mapping on each call (quadratic on
+    a DenseNet); between two cuts the mapping cannot change, so we refresh once and reuse it.
+    """
+    from torch_pruning.dependency import index_mapping
+
+    original = index_mapping.update_index_mapping
+    original(graph)
+    index_mapping.update_index_mapping = lambda g: None
+    try:
+        yield
+    finally:
+        index_mapping.update_index_mapping = original
 
 
 def _node_label(node: Any) -> str:
@@ -143,38 +163,52 @@ def _param_module_types() -> tuple[type, ...]:
 
 def raw_groups(graph: Any, model: nn.Module) -> list[RawGroup]:
     """Every channel group of ``graph``, rooted at convs / linears in ``model.named_modules()`` order."""
-    import torch_pruning as tp
 
     names = {m: n for n, m in model.named_modules()}
     visited: set[nn.Module] = set()
     groups: list[RawGroup] = []
-    for name, module in model.named_modules():
-        if not isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) or module in visited:
-            continue
-        if module not in graph.module2node:
-            continue  # not reached by the forward pass
-        pruner = graph.get_pruner_of_module(module)
-        channels = pruner.get_out_channels(module)
-        group = graph.get_pruning_group(module, pruner.prune_out_channels, list(range(channels)))
-        items: list[GroupItem] = []
-        blocker = None
-        has_add = touches_output = False
-        for dep, idxs in group:
-            node = dep.target
-            is_out = graph.is_out_channel_pruning_fn(dep.handler)
-            if node.type == tp.ops.OPTYPE.OUTPUT or (is_out and not node.outputs):
-                touches_output = True
-            if is_out and isinstance(node.module, nn.Module):
-                visited.add(node.module)
-            if blocker is None:
-                blocker = _blocker(graph, node, is_out)
-            fn = node.grad_fn
-            if hasattr(fn, "name") and fn.name() in ("AddBackward0", "AddBackward1", "SubBackward0"):
-                has_add = True
-            target = names.get(node.module) if isinstance(node.module, nn.Module) else None
-            if target is not None:
-                items.append(GroupItem(target, bool(is_out), len(idxs)))
-            elif isinstance(node.module, nn.Parameter):
-                blocker = blocker or f"free parameter {_node_label(node)} is not pruned"
-        groups.append(RawGroup(name, int(channels), tuple(items), has_add, touches_output, blocker))
+    with frozen_index_mapping(graph):
+        for name, module in model.named_modules():
+            _add_group(graph, names, visited, groups, name, module)
     return groups
+
+
+def _add_group(
+    graph: Any,
+    names: dict[nn.Module, str],
+    visited: set[nn.Module],
+    groups: list[RawGroup],
+    name: str,
+    module: nn.Module,
+) -> None:
+    """Append the group rooted at ``module``'s outputs, unless it was already seen from another root."""
+    import torch_pruning as tp
+
+    if not isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)) or module in visited:
+        return
+    if module not in graph.module2node:
+        return  # not reached by the forward pass
+    pruner = graph.get_pruner_of_module(module)
+    channels = pruner.get_out_channels(module)
+    group = graph.get_pruning_group(module, pruner.prune_out_channels, list(range(channels)))
+    items: list[GroupItem] = []
+    blocker = None
+    has_add = touches_output = False
+    for dep, idxs in group:
+        node = dep.target
+        is_out = graph.is_out_channel_pruning_fn(dep.handler)
+        if node.type == tp.ops.OPTYPE.OUTPUT or (is_out and not node.outputs):
+            touches_output = True
+        if is_out and isinstance(node.module, nn.Module):
+            visited.add(node.module)
+        if blocker is None:
+            blocker = _blocker(graph, node, is_out)
+        fn = node.grad_fn
+        if hasattr(fn, "name") and fn.name() in ("AddBackward0", "AddBackward1", "SubBackward0"):
+            has_add = True
+        target = names.get(node.module) if isinstance(node.module, nn.Module) else None
+        if target is not None:
+            items.append(GroupItem(target, bool(is_out), len(idxs)))
+        elif isinstance(node.module, nn.Parameter):
+            blocker = blocker or f"free parameter {_node_label(node)} is not pruned"
+    groups.append(RawGroup(name, int(channels), tuple(items), has_add, touches_output, blocker))
