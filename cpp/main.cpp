@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
   try {
     return run(parse_args(argc, argv));
   } catch (const UsageError& e) {
-    std::cerr << "edgeprune-run: error: " << e.what() << "\n" << kUsage << "\n";
+    std::cerr << "edgeprune-run: error: " << e.what() << " (see --help)\n";
     return 2;
   } catch (const std::exception& e) {
     std::string msg = e.what();
