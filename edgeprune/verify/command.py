@@ -71,8 +71,10 @@ def run_verify(
 
         if profile.runtime != "onnxruntime-cpu" and profile.runtime != "tensorrt":
             raise ConfigError(f"--remote cannot time runtime {profile.runtime}")
-        timer = RemoteTimer(remote, token, profile.runtime, "fp32" if profile.runtime == "onnxruntime-cpu" else manifest.precision,
-                            profile.threads)  # fmt: skip
+        precision = (
+            "fp32" if profile.runtime == "onnxruntime-cpu" else manifest.precision
+        )  # ORT: the model carries it
+        timer = RemoteTimer(remote, token, profile.runtime, precision, profile.threads, runs=repetitions)
     report = verify_pick(
         pick_dir, runtime=get_runtime(profile.runtime, profile.threads), test_x=test.x.numpy(), test_y=test.y.numpy(),
         torch_model=torch_model, predicted_latency_ms=predicted_ms, latency_source=source, thresholds=th,

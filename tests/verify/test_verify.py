@@ -132,3 +132,23 @@ def test_verify_pruned_resnet56(pretrained, cifar, shared_data, tmp_path):
         and doc["parity_fp32"]["top1_agreement"] == 1.0
         and doc["parity_int8"]["accuracy_drop"] <= 0.01
     )
+
+
+def test_remote_latency_through_the_agent(pick_copy, shared_data):
+    import threading
+
+    from edgeprune.latency.agent import AgentServer, AgentSettings
+
+    server = AgentServer(AgentSettings(token="t0k3n", port=0))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run_verify(pick_copy, target="host-cpu", data=str(shared_data / "cifar10"), remote=server.url, token="t0k3n",
+                   repetitions=10, passes=2)  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    doc = json.loads((pick_copy / "verify.json").read_text())
+    assert doc["passed"] and doc["latency"]["passes"] == 2 and doc["latency"]["count"] == 20
+    assert doc["latency"]["model"] == "model.int8.onnx"
+    assert doc["environment"]["latency_measured_by"]["via"] == f"agent {server.url}"
