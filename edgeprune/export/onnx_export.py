@@ -82,7 +82,8 @@ def export_onnx(
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is chosen on purpose
             torch.onnx.export(
-                model, (example_input,), buf, dynamo=False, opset_version=opset,
+                model, (example_input,), buf, dynamo=False,  # type: ignore[arg-type]  # legacy exporter takes a file object
+                opset_version=opset,
                 input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=dynamic_axes,
                 do_constant_folding=True,
             )  # fmt: skip

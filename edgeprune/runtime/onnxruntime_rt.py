@@ -8,6 +8,7 @@ optimisations — so a verified latency is comparable with the table's predictio
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,5 +145,12 @@ class OrtRuntime:
         }  # fmt: skip
 
 
+def _factory(name: str) -> Callable[[int], OrtRuntime]:
+    def make(threads: int) -> OrtRuntime:
+        return OrtRuntime(name, threads)
+
+    return make
+
+
 for _name in PROVIDERS:
-    register_runtime(_name)(lambda threads, _n=_name: OrtRuntime(_n, threads))
+    register_runtime(_name)(_factory(_name))

@@ -75,8 +75,13 @@ def run_verify(
             "fp32" if profile.runtime == "onnxruntime-cpu" else manifest.precision
         )  # ORT: the model carries it
         timer = RemoteTimer(remote, token, profile.runtime, precision, profile.threads, runs=repetitions)
+    runtime = get_runtime(profile.runtime, profile.threads)
+    if timer is not None and profile.runtime == "tensorrt":
+        # the agent times the engine on the device but returns no outputs: parity and accuracy run here on
+        # ONNX Runtime CPU (recorded in verify.json's environment)
+        runtime = get_runtime("onnxruntime-cpu", 1)
     report = verify_pick(
-        pick_dir, runtime=get_runtime(profile.runtime, profile.threads), test_x=test.x.numpy(), test_y=test.y.numpy(),
+        pick_dir, runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(),
         torch_model=torch_model, predicted_latency_ms=predicted_ms, latency_source=source, thresholds=th,
         target=profile.name, remote=timer, repetitions=repetitions, passes=passes,
     )  # fmt: skip

@@ -184,8 +184,10 @@ def _verify(
         shipped = int8
     acc["shipped"] = acc[precision if precision in acc else fp_label]
     report.sections["accuracy"] = acc
-    model_file = pick_dir / (MODEL_INT8 if int8 is not None and runtime.name != "tensorrt" else
-                             MODEL_ENGINE if runtime.name == "tensorrt" else MODEL_ONNX)  # fmt: skip
+    if runtime.name == "tensorrt" and remote is None:
+        model_file = pick_dir / MODEL_ENGINE
+    else:  # ONNX Runtime here, or the agent (which builds its own engine from the shipped ONNX)
+        model_file = pick_dir / (MODEL_INT8 if precision == "int8" else MODEL_ONNX)
     if remote is not None:
         lat = _remote_latency(remote, model_file, passes)
         env = {**environment(runtime), "latency_measured_by": remote.info()}
