@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.errors import ConfigError, EdgepruneError, VerificationError
-from edgeprune.export.manifest import read_manifest
 from edgeprune.verify.checks import VerifyThresholds
-from edgeprune.verify.pick import verify_pick
+from edgeprune.verify.pick import check_pick_integrity, verify_pick
 from edgeprune.verify.rebuild import rebuild_torch_model
 from edgeprune.verify.report import VerifyReport
 
@@ -47,8 +46,8 @@ def run_verify(
     if not pick_dir.is_dir():
         raise VerificationError(f"pick directory not found: {pick_dir}")
     profile = load_profile(target)
-    manifest = read_manifest(pick_dir)  # the input contract; verify_pick checks every file's sha256
     th = thresholds or VerifyThresholds()
+    manifest = check_pick_integrity(pick_dir, th, profile.name)  # fail fast, before loading data
     if images < th.min_images:
         th = th.model_copy(update={"min_images": images})
     bundle = load_data(DataConfig(source=data, mean=tuple(manifest.mean), std=tuple(manifest.std)))

@@ -100,6 +100,15 @@ def environment(runtime: Runtime) -> dict[str, Any]:
     return env
 
 
+def check_pick_integrity(pick_dir: Path, thresholds: VerifyThresholds, target: str | None = None) -> Manifest:
+    """Every file's sha256 against the manifest; a failure is written to ``verify.json`` and raised."""
+    try:
+        return check_manifest(pick_dir)
+    except VerificationError as err:
+        VerifyReport(Path(pick_dir), target or "?", "?", thresholds.to_dict(), error=str(err)).write()
+        raise
+
+
 def verify_pick(
     pick_dir: Path, *, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any | None,
     predicted_latency_ms: float | None, latency_source: str, thresholds: VerifyThresholds | None = None,
@@ -114,11 +123,7 @@ def verify_pick(
     """
     pick_dir = Path(pick_dir)
     th = thresholds or VerifyThresholds()
-    try:
-        manifest: Manifest = check_manifest(pick_dir)
-    except VerificationError as err:
-        VerifyReport(pick_dir, target or "?", precision or "?", th.to_dict(), error=str(err)).write()
-        raise
+    manifest = check_pick_integrity(pick_dir, th, target)
     precision = precision or manifest.precision
     report = VerifyReport(pick_dir, target or manifest.target, precision, th.to_dict())
     try:
