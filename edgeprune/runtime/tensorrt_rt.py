@@ -93,6 +93,8 @@ def build_engine(
         raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors[:300]}")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    if precision == "fp32":
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 (on by default on Ampere+) would break FP32 parity
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":

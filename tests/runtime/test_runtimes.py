@@ -97,3 +97,23 @@ def test_tensorrt_engine_matches_onnxruntime(digits_onnx, tmp_path, precision):
     tol = 1e-3 if precision == "fp32" else 5e-2
     assert np.abs(sess.run(x) - ref).max() < tol
     assert sess.benchmark(x, warmup=5, repetitions=10, passes=1).count == 10
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("source", ["qdq", "cache"])
+def test_tensorrt_int8_engine_from_qdq_or_calibration_cache(digits_onnx, tmp_path, source):
+    from edgeprune.export import load_recipe, quantize_int8
+    from edgeprune.runtime.tensorrt_rt import build_engine
+
+    pytest.importorskip("tensorrt")
+    _, path = digits_onnx
+    calib = np.random.default_rng(1).standard_normal((64, 1, 8, 8)).astype(np.float32)
+    recipe = load_recipe("jetson-orin").model_copy(update={"method": "minmax", "num_samples": 64})
+    art = quantize_int8(path, calib, recipe, tmp_path / "model.int8.onnx")
+    onnx_in = art.model_path if source == "qdq" else path
+    cache = art.trt_cache_path if source == "cache" else None
+    engine = build_engine(onnx_in, tmp_path / "model.engine", precision="int8", calibration_cache=cache)
+    x = calib[:16]
+    ref = get_runtime("onnxruntime-cpu").load(path).run(x)
+    got = get_runtime("tensorrt").load(engine).run(x)
+    assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.8
