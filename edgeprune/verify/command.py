@@ -83,6 +83,7 @@ def run_verify(
         pick_dir, runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(),
         torch_model=torch_model, predicted_latency_ms=predicted_ms, latency_source=source, thresholds=th,
         target=profile.name, remote=timer, repetitions=repetitions, passes=passes,
+        prediction_precision=profile.precision,  # the profile's table is for its own precision
     )  # fmt: skip
     if not report.passed:
         raise VerificationError(report.summary_line() + f" (details: {pick_dir / 'verify.json'})")

@@ -113,11 +113,12 @@ def verify_pick(
     pick_dir: Path, *, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any | None,
     predicted_latency_ms: float | None, latency_source: str, thresholds: VerifyThresholds | None = None,
     target: str | None = None, precision: str | None = None, remote: Any = None,
-    warmup: int = 30, repetitions: int = 100, passes: int = 3,
+    warmup: int = 30, repetitions: int = 100, passes: int = 3, prediction_precision: str | None = None,
 ) -> VerifyReport:  # fmt: skip
     """Verify ``pick_dir`` and write its ``verify.json``; see the module docstring.
 
-    ``precision``/``target`` default to the manifest's. ``remote`` (a RemoteTimer) measures latency
+    ``precision``/``target`` default to the manifest's. The latency ratio is judged only against a
+    *measured* prediction made for the shipped precision (``prediction_precision``, default: the same). ``remote`` (a RemoteTimer) measures latency
     on a device through the agent; accuracy and parity are then computed here with the same runtime
     kind (the agent API times models, it does not return outputs).
     """
@@ -127,7 +128,8 @@ def verify_pick(
     precision = precision or manifest.precision
     report = VerifyReport(pick_dir, target or manifest.target, precision, th.to_dict())
     try:
-        _verify(report, manifest, runtime, test_x, test_y, torch_model, predicted_latency_ms, latency_source,
+        judged = latency_source == "measured" and (prediction_precision or precision) == precision
+        _verify(report, runtime, test_x, test_y, torch_model, predicted_latency_ms, latency_source, judged,
                 th, remote, warmup, repetitions, passes)  # fmt: skip
     except VerificationError as err:
         report.error = str(err)
@@ -138,8 +140,8 @@ def verify_pick(
 
 
 def _verify(
-    report: VerifyReport, manifest: Manifest, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any,
-    predicted_latency_ms: float | None, latency_source: str, th: VerifyThresholds, remote: Any,
+    report: VerifyReport, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any,
+    predicted_latency_ms: float | None, latency_source: str, judged: bool, th: VerifyThresholds, remote: Any,
     warmup: int, repetitions: int, passes: int,
 ) -> None:  # fmt: skip
     pick_dir, precision = report.pick_dir, report.precision
@@ -204,11 +206,13 @@ def _verify(
     if predicted_latency_ms:
         ratio = lat["median_ms"] / predicted_latency_ms
         lat["ratio_measured_to_predicted"] = ratio
-        if latency_source == "measured":
+        if judged:
             report.checks.append(within("latency_ratio", ratio, th.latency_ratio_min, th.latency_ratio_max))
+        elif latency_source != "measured":
+            note = "the prediction is an estimate: recorded, not judged"
+            report.checks.append(informational("latency_ratio", ratio, note))
         else:
-            report.checks.append(
-                informational("latency_ratio", ratio, "the prediction is an estimate: recorded, not judged")
-            )
+            note = "the prediction is for another precision than the shipped model: recorded, not judged"
+            report.checks.append(informational("latency_ratio", ratio, note))
     report.sections["latency"] = lat
     report.sections["environment"] = env

@@ -1,0 +1,61 @@
+"""``edgeprune export``: ship one network (optionally pruned by a plan) as a pick directory, outside ``compile``.
+
+Builds the model (family + weights), applies ``plan.json`` if given, writes ``weights.pt`` /
+``plan.json`` / ``buffers.pt`` so the pick rebuilds alone, predicts its latency on the target (the
+label says whether the table is measured or an estimate) and calls :func:`ship_pick`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from edgeprune.errors import ConfigError, EdgepruneError
+from edgeprune.export.int8 import load_recipe
+from edgeprune.export.pick import PLAN, WEIGHTS, ShippedPick, ship_pick
+
+
+def export_pick(
+    out: Path, *, model_name: str, data: str, target: str, weights: Path | None = None, plan: Path | None = None,
+    precision: str | None = None, aoti: bool = False, dynamic_batch: bool = False,
+) -> tuple[ShippedPick, float | None, str]:  # fmt: skip
+    """Export into ``out``; returns the shipped pick, the predicted latency (ms or None) and its source."""
+    import torch
+
+    from edgeprune.config import DataConfig, ModelConfig
+    from edgeprune.data import load_data
+    from edgeprune.graph import PruningPlan, apply_plan
+    from edgeprune.latency import load_profile, predictor_for
+    from edgeprune.models import build_model
+
+    profile = load_profile(target)
+    precision = precision or profile.precision
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ConfigError(f"--precision must be fp32, fp16 or int8, got {precision!r}")
+    bundle = load_data(DataConfig(source=data))
+    model = build_model(ModelConfig(name=model_name, weights=weights, num_classes=bundle.num_classes)).model
+    example = torch.zeros(1, *bundle.input_shape)
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    if plan is not None:
+        try:
+            parsed = PruningPlan.from_json(Path(plan).read_text())
+        except OSError as err:
+            raise ConfigError(f"cannot read plan {plan}: {err}") from None
+        model = apply_plan(model, parsed, example)
+        shutil.copyfile(plan, out / PLAN)
+    torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / WEIGHTS)
+    try:
+        predictor = predictor_for(profile, model_name)
+        predicted, source = predictor.predict_ms(model, bundle.input_shape), predictor.source
+    except EdgepruneError:
+        predicted, source = None, profile.source
+    shipped = ship_pick(
+        out, model, example, target=profile.name, precision=precision, mean=bundle.mean, std=bundle.std,
+        class_names=bundle.classes, expected_latency_ms=predicted, latency_source=source, model_name=model_name,
+        calib_x=bundle.calib.x if precision == "int8" else None,
+        recipe=load_recipe(profile.name) if precision == "int8" else None, aoti=aoti, dynamic_batch=dynamic_batch,
+    )  # fmt: skip
+    return shipped, predicted, source
