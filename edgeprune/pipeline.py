@@ -78,6 +78,19 @@ def validate_inputs(cfg: CompileConfig) -> Inputs:
     return Inputs(cfg.model_copy(update={"model": model_cfg}), profile, loaded, data)
 
 
+SMALL_MODEL_MACS = 10_000_000
+
+
+def training_threads(model: torch.nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Intra-op threads for training: one for small networks (more threads only add synchronisation,
+    and spin-waiting threads slow down badly on a shared machine), torch's default otherwise."""
+    from edgeprune.graph import count_macs
+
+    return (
+        1 if count_macs(model, torch.zeros(1, *input_shape)) < SMALL_MODEL_MACS else torch.get_num_threads()
+    )
+
+
 def _pretrain(inputs: Inputs, reporter: Reporter) -> None:
     cfg = inputs.cfg.pretrain
     reporter.stage(
@@ -114,6 +127,7 @@ def prepare_run(cfg: CompileConfig, out: Path, resume: bool, reporter: Reporter)
                 f"cannot resume {out}: the config changed ({', '.join(changed[:5])}); start a new run"
             )
     inputs = validate_inputs(cfg)
+    ensure_latency_table(inputs, reporter)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     attach_log_file(str(run.log))
@@ -131,6 +145,47 @@ def prepare_run(cfg: CompileConfig, out: Path, resume: bool, reporter: Reporter)
             shutil.rmtree(out, ignore_errors=True)  # nothing of value yet: don't block the next run
         raise
     return inputs, run
+
+
+def missing_kernels(inputs: Inputs) -> list[Any]:
+    """Kernels of the network the target's measured table does not cover (empty for estimates)."""
+    from edgeprune.errors import ProfileError
+    from edgeprune.latency import extract_kernels, predictor_for
+
+    try:
+        pred = predictor_for(inputs.profile)
+    except ProfileError:
+        return ["(no table yet)"]
+    if pred.source == "estimate":
+        return []
+    keys = extract_kernels(inputs.loaded.model, inputs.data.input_shape, inputs.profile.precision)
+    return [k for k in keys if not pred.covers_family(k)]
+
+
+def ensure_latency_table(inputs: Inputs, reporter: Reporter) -> None:
+    """On ``host-cpu`` (this machine) measure the kernels the table lacks; elsewhere say how to."""
+    from edgeprune.errors import ProfileError
+    from edgeprune.latency.profile_run import run_profile
+
+    missing = missing_kernels(inputs)
+    if not missing:
+        return
+    p = inputs.profile
+    if p.name != "host-cpu" or p.runtime != "onnxruntime-cpu":
+        raise ProfileError(
+            f"the {p.name} table does not cover {inputs.cfg.model.name} (e.g. {missing[0]}); run `edgeprune profile "
+            f"--target {p.name} --model {inputs.cfg.model.name}` on the device or through `edgeprune agent`"
+        )
+    reporter.stage(
+        "profile", f"measuring the kernels of {inputs.cfg.model.name} on this CPU for the host-cpu table"
+    )
+    summary = run_profile(
+        p.name,
+        inputs.cfg.model.name,
+        input_shape=inputs.data.input_shape,
+        num_classes=inputs.loaded.num_classes,
+    )
+    reporter.info(f"measured {summary.measured_now} kernels into {summary.table_path}")
 
 
 def evaluator_spec(inputs: Inputs, run: RunDir) -> EvaluatorSpec:
@@ -195,10 +250,12 @@ def _finetune_copy(
     cfg = inputs.cfg.finalize
     d = inputs.data
     if cfg.epochs:
-        fine_tune(
-            model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=inputs.cfg.search.seed,
-            teacher=teacher if cfg.distill else None, kd_alpha=cfg.kd_alpha, temperature=cfg.temperature,
-        )  # fmt: skip
+        with torch_threads(training_threads(model, d.input_shape)):
+            fine_tune(
+                model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                seed=inputs.cfg.search.seed, teacher=teacher if cfg.distill else None, kd_alpha=cfg.kd_alpha,
+                temperature=cfg.temperature,
+            )  # fmt: skip
     model.eval()
     return model
 

@@ -112,3 +112,5 @@ def bilevel(ctx: SearchContext) -> None:
         )
         if ctx.on_generation is not None:
             ctx.on_generation(gen, cfg.generations)
+        if ctx.budget_exhausted():
+            break

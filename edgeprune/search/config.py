@@ -19,6 +19,9 @@ class SearchConfig(FrozenConfig):
     objectives: tuple[str, ...] = ("error", "params", "latency")
     generations: int = Field(default=10, ge=1, le=10_000)
     population: int = Field(default=24, ge=4, le=10_000)
+    # stop after the generation in which this many distinct networks have been evaluated; the
+    # bi-level search defaults to population x generations so it is comparable with the flat one
+    max_evals: int | None = Field(default=None, ge=1)
     seed: int = 0
     workers: int = Field(default=1, ge=1, le=256)
     executor: Literal["local", "ray"] = "local"

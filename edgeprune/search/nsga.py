@@ -95,6 +95,7 @@ def run_generations(
     checkpoint: Checkpoint | None,
     make_checkpoint: Callable[[int, Algorithm], Checkpoint],
     on_generation: GenerationCallback | None = None,
+    budget_exhausted: Callable[[], bool] | None = None,
 ) -> None:
     """Drive ``algorithm`` generation by generation, writing a checkpoint after each."""
     guard = ReplayGuard(checkpoint)
@@ -106,3 +107,5 @@ def run_generations(
         store.save(make_checkpoint(gen, algorithm))
         if on_generation is not None:
             on_generation(gen, generations)
+        if budget_exhausted is not None and budget_exhausted():
+            break

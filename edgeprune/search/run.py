@@ -19,7 +19,7 @@ from edgeprune.search.cache import EvaluationCache
 from edgeprune.search.checkpoint import Checkpoint, CheckpointStore, fingerprint
 from edgeprune.search.config import SearchConfig
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
-from edgeprune.search.executor import make_executor
+from edgeprune.search.executor import Executor, make_executor
 from edgeprune.search.nsga import (
     GenerationCallback,
     initial_population,
@@ -44,6 +44,13 @@ class SearchContext:
     fingerprint: str
     history: list[dict[str, float]]
     on_generation: GenerationCallback | None
+
+    def budget_exhausted(self) -> bool:
+        """Whether the evaluation budget (``max_evals``) is spent."""
+        limit = self.cfg.max_evals
+        if limit is None and self.cfg.strategy == "bilevel":
+            limit = self.cfg.population * self.cfg.generations
+        return limit is not None and len(self.store.cache) >= limit
 
     def record_generation(self, gen: int) -> dict[str, float]:
         """Append (or, on replay, rewrite) generation ``gen``'s history entry."""
@@ -119,8 +126,12 @@ def run_search(
     evaluator: Evaluator | None = None,
     on_generation: GenerationCallback | None = None,
     on_evaluated: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
 ) -> SearchResult:
-    """Search the front for ``spec``; checkpoints and the cache go to ``search_dir``."""
+    """Search the front for ``spec``; checkpoints and the cache go to ``search_dir``.
+
+    ``executor`` overrides the one ``spec`` names (the caller then owns it and closes it).
+    """
     cfg = spec.search
     evaluator = evaluator or Evaluator(spec)
     space = SearchSpace.from_analysis(
@@ -133,16 +144,18 @@ def run_search(
     if not resume and (checkpoints.path.exists() or checkpoints.cache_path.exists()):
         raise ConfigError(f"{search_dir} already holds a search; resume it or use a new directory")
     cache = EvaluationCache(checkpoints.cache_path)
-    executor = make_executor(cfg.executor, spec, cfg.workers, cfg.ray_address, evaluator=evaluator)
+    owned = executor is None
+    runner = executor or make_executor(cfg.executor, spec, cfg.workers, cfg.ray_address, evaluator=evaluator)
     try:
-        store = CandidateStore(cache, executor, on_evaluated)
+        store = CandidateStore(cache, runner, on_evaluated)
         store.metrics([space.decode(space.unpruned())])  # the reference point of every figure
         ctx = SearchContext(cfg, space, store, checkpoints, checkpoint, fp, [], on_generation)
         if cfg.strategy not in strategies():
             raise ConfigError(f"unknown search strategy {cfg.strategy!r} (known: {', '.join(strategies())})")
         _STRATEGIES[cfg.strategy](ctx)
     finally:
-        executor.close()
+        if owned:
+            runner.close()
         cache.close()
     return build_result(
         cfg.strategy, space, cache, cfg.objectives, cfg.budget_ms, cfg.max_params, cfg.fast_tolerance,

@@ -1,0 +1,228 @@
+"""Search quality on CIFAR ResNet-56, target host-cpu (issue 5's benchmark).
+
+For our flat NSGA-III (latency from the table), the bi-level search, NSGA-III with FLOPs in place of
+latency, random search and uniform L1 pruning — all through the same approximate evaluator at (about)
+equal evaluation budget — it measures every front member end to end with ONNX Runtime (1 intra-op
+thread) and reports the hypervolume in (error, measured latency / unpruned latency) space. Then it
+fine-tunes the knee of our search and the unpruned network with the same recipe and reports the knee's
+measured speedup (interleaved in one run) and its test-accuracy drop.
+
+    python benchmarks/search_quality.py --evals 200 --workers 2   # writes benchmarks/results/search_quality.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeprune.config import DataConfig, ModelConfig
+from edgeprune.data import load_data
+from edgeprune.export.onnx_export import export_onnx
+from edgeprune.graph import PruningPlan, apply_plan
+from edgeprune.models import build_model
+from edgeprune.runtime import get_runtime
+from edgeprune.runtime.benchmark import interleaved_benchmark
+from edgeprune.search.baselines import random_search, uniform_baseline
+from edgeprune.search.cache import EvaluationCache
+from edgeprune.search.config import SearchConfig
+from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
+from edgeprune.search.executor import make_executor
+from edgeprune.search.front import hypervolume, non_dominated
+from edgeprune.search.problem import CandidateStore
+from edgeprune.search.run import run_search
+from edgeprune.space import SearchSpace
+from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = (ROOT / ".." / "shared" / "data").resolve()
+
+
+class MemoExecutor:
+    """Shares evaluations between the compared methods (each still counts its own distinct evaluations)."""
+
+    def __init__(self, inner):  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.memo: dict[str, dict[str, float]] = {}
+
+    def map(self, plans: Sequence[PruningPlan]) -> list[dict[str, float]]:
+        todo = [p for p in dict.fromkeys(plans) if p.key() not in self.memo]
+        for p, m in zip(todo, self.inner.map(todo) if todo else [], strict=True):
+            self.memo[p.key()] = m
+        return [self.memo[p.key()] for p in plans]
+
+    def close(self) -> None:
+        pass
+
+
+class LatencyLab:
+    """Measures networks end to end with ONNX Runtime, 1 thread; one measurement per plan."""
+
+    def __init__(self, base: torch.nn.Module, example: torch.Tensor, workdir: Path):
+        self.base, self.example, self.workdir = base, example, workdir
+        self.runtime = get_runtime("onnxruntime-cpu", threads=1)
+        self.ms: dict[str, float] = {}
+
+    def session(self, plan: PruningPlan):  # type: ignore[no-untyped-def]
+        path = self.workdir / f"m{len(self.ms)}_{abs(hash(plan.key()))}.onnx"
+        export_onnx(apply_plan(self.base, plan, self.example), self.example, path)
+        return self.runtime.load(path)
+
+    def measure(self, plan: PruningPlan) -> float:
+        if plan.key() not in self.ms:
+            sess = self.session(plan)
+            x = self.example.numpy()
+            self.ms[plan.key()] = sess.benchmark(x, warmup=20, repetitions=40, passes=3).median_ms
+        return self.ms[plan.key()]
+
+
+def measured_front(
+    records: list[tuple[PruningPlan, dict[str, float]]], lab: LatencyLab, ref_ms: float
+) -> dict:
+    """Measure the front members (by the method's own objectives) and take the HV in measured space."""
+    pts = np.array([[m["error"], lab.measure(p) / ref_ms] for p, m in records])
+    nd = non_dominated(pts)
+    return {
+        "front_size": len(records),
+        "hypervolume": hypervolume(pts[nd], (1.0, 1.1)),
+        "points": [{"error": float(pts[i, 0]), "latency_rel": float(pts[i, 1])} for i in nd],
+    }
+
+
+def front_records(result) -> list[tuple[PruningPlan, dict[str, float]]]:  # type: ignore[no-untyped-def]
+    return [(result.candidates[i].plan, result.candidates[i].metrics) for i in result.front]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--evals", type=int, default=200, help="evaluation budget per method")
+    ap.add_argument("--population", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--val-size", type=int, default=500)
+    ap.add_argument("--finetune-epochs", type=int, default=4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="nsga3,bilevel,nsga3-flops,random,uniform")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search_quality.json")
+    args = ap.parse_args()
+    t_start = time.time()
+    torch.manual_seed(args.seed)
+    weights = SHARED / "pretrained" / "resnet56-4bfd9763.th"
+    data_cfg = DataConfig(source=str(SHARED / "cifar10"), seed=args.seed)
+    model_cfg = ModelConfig(name="resnet56", weights=weights)
+    gens = max(1, args.evals // args.population)
+    base_cfg = SearchConfig(population=args.population, generations=gens, seed=args.seed, val_size=args.val_size,
+                            calib_batches=2, workers=args.workers)  # fmt: skip
+    spec = EvaluatorSpec(model_cfg, data_cfg, "host-cpu", base_cfg)
+    evaluator = Evaluator(spec)
+    inner = make_executor("local", spec, args.workers, evaluator=evaluator)
+    memo = MemoExecutor(inner)
+    work = Path(tempfile.mkdtemp(prefix="edgeprune-sq-"))
+    lab = LatencyLab(evaluator.model, evaluator.example, work)
+    unpruned = PruningPlan()
+    ref_ms = lab.measure(unpruned)
+    results: dict[str, dict] = {}
+    ours = None
+    space = SearchSpace.from_analysis(evaluator.analysis, evaluator.profile.channel_multiple)
+    for method in args.methods.split(","):
+        t0 = time.time()
+        if method in ("nsga3", "bilevel", "nsga3-flops"):
+            cfg = base_cfg.model_copy(update={
+                "strategy": "bilevel" if method == "bilevel" else "nsga3",
+                "objectives": ("error", "params", "macs") if method == "nsga3-flops" else ("error", "params", "latency"),
+            })  # fmt: skip
+            r = run_search(
+                EvaluatorSpec(model_cfg, data_cfg, "host-cpu", cfg),
+                work / method,
+                evaluator=evaluator,
+                executor=memo,
+            )
+            recs, n_evals = front_records(r), r.n_evals
+            if method == "nsga3":
+                ours = r
+        else:
+            budget = results.get("nsga3", {}).get("n_evals", args.evals)
+            store = CandidateStore(EvaluationCache(), memo)
+            plans_metrics = (uniform_baseline(space, store) if method == "uniform"
+                             else random_search(space, store, budget, args.seed))  # fmt: skip
+            items = store.cache.items()
+            F = np.array([[m["error"], m["params"], m["latency_ms"]] for _, _, m in items])
+            recs = [(PruningPlan.from_json(items[i][1]), items[i][2]) for i in non_dominated(F)]
+            n_evals = len(plans_metrics)
+        front = measured_front(recs, lab, ref_ms)
+        results[method] = {"n_evals": n_evals, **front, "seconds": round(time.time() - t0, 1)}
+        print(
+            f"{method:12s} evals {n_evals:4d}  front {front['front_size']:3d}  HV(error, measured latency) {front['hypervolume']:.4f}  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
+    inner.close()
+    knee_report = {}
+    if ours is not None:
+        knee = ours.candidates[ours.picks["knee"]]
+        data = load_data(data_cfg)
+        base = build_model(model_cfg).model
+        original_acc = evaluate_accuracy(base, data.test.x, data.test.y)
+        tuned = {}
+        for name, plan in (("unpruned", unpruned), ("knee", knee.plan)):
+            t0 = time.time()
+            net = apply_plan(base, plan, evaluator.example)
+            if plan.keep or plan.drop_blocks:
+                recalibrate_bn(net, data.calib.x)
+            fine_tune(
+                net,
+                data.train.x,
+                data.train.y,
+                epochs=args.finetune_epochs,
+                lr=0.01,
+                batch_size=128,
+                seed=args.seed,
+            )
+            tuned[name] = (net.eval(), evaluate_accuracy(net, data.test.x, data.test.y))
+            print(
+                f"fine-tuned {name}: test accuracy {tuned[name][1]:.2%} ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+        sess = {
+            n: lab.runtime.load(export_onnx(tuned[n][0], evaluator.example, work / f"{n}.onnx").path)
+            for n in tuned
+        }
+        x = evaluator.example.numpy()
+        st = interleaved_benchmark(
+            [lambda s=sess["unpruned"]: s.run(x), lambda s=sess["knee"]: s.run(x)],
+            warmup=30,
+            repetitions=100,
+            passes=5,
+        )
+        knee_report = {
+            "plan": knee.plan.to_dict(),
+            "search_metrics": knee.metrics,
+            "unpruned_ms": st[0].median_ms,
+            "knee_ms": st[1].median_ms,
+            "measured_speedup": st[0].median_ms / st[1].median_ms,
+            "test_acc_original_weights": original_acc,
+            "test_acc_unpruned_finetuned": tuned["unpruned"][1],
+            "test_acc_knee_finetuned": tuned["knee"][1],
+            "drop_vs_unpruned_finetuned_points": 100 * (tuned["unpruned"][1] - tuned["knee"][1]),
+            "drop_vs_original_points": 100 * (original_acc - tuned["knee"][1]),
+            "finetune_epochs": args.finetune_epochs,
+        }
+        print(f"knee: speedup {knee_report['measured_speedup']:.2f}x (measured, ORT 1 thread), "
+              f"accuracy drop {knee_report['drop_vs_unpruned_finetuned_points']:.2f} pt vs unpruned fine-tuned, "
+              f"{knee_report['drop_vs_original_points']:.2f} pt vs original weights", flush=True)  # fmt: skip
+    out = {
+        "benchmark": "search_quality", "model": "resnet56", "target": "host-cpu", "args": {k: str(v) for k, v in vars(args).items()},
+        "unpruned_measured_ms": ref_ms, "methods": results, "knee": knee_report, "seconds": round(time.time() - t_start, 1),
+        "command": "python benchmarks/search_quality.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1, default=float))
+    print(f"wrote {args.out} ({out['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
