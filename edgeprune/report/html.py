@@ -35,7 +35,8 @@ table{border-collapse:collapse;width:100%;font-size:.88rem;margin:.5rem 0 1.5rem
 th,td{border-bottom:1px solid #e4e4e4;padding:.3rem .5rem;text-align:right} th{background:#f5f5f5;cursor:pointer;position:sticky;top:0}
 td.l,th.l{text-align:left} tr.pick td{background:#fff8e6}
 img{max-width:100%;border:1px solid #eee} pre{background:#f7f7f7;padding:1rem;overflow:auto;font-size:.8rem}
-.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #ddd;border-radius:.5rem;padding:.8rem 1rem;min-width:250px;flex:1}
+.cards{display:flex;gap:1rem;flex-wrap:wrap} .card{border:1px solid #ddd;border-radius:.5rem;padding:.8rem 1rem;min-width:300px;flex:1;overflow:hidden}
+.card table{font-size:.78rem;table-layout:fixed} .card td,.card th{padding:.2rem .3rem;word-break:break-word}
 """
 
 
@@ -48,18 +49,26 @@ def _cell(v: Any, left: bool = False) -> str:
     return f"<td{cls}>{html.escape(str(v))}</td>"
 
 
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    return "" if v is None else str(v)
+
+
 def _check_rows(verify: Mapping[str, Any]) -> str:
     rows = []
     for check in verify.get("checks", []):
-        ok = check.get("passed")
-        mark = (
-            '<span class="pass">pass</span>'
-            if ok
-            else ('<span class="fail">FAIL</span>' if ok is False else "n/a")
-        )
+        op = check.get("op", "")
+        if op == "info":
+            mark, limit = "recorded", "(estimate: not judged)"
+        else:
+            mark = '<span class="pass">pass</span>' if check.get("passed") else '<span class="fail">FAIL</span>'
+            limit = f"{op} {_fmt(check.get('limit'))}"
         rows.append(
-            f"<tr><td class='l'>{html.escape(str(check.get('name')))}</td><td>{html.escape(str(check.get('value')))}</td>"
-            f"<td>{html.escape(str(check.get('threshold', '')))}</td><td>{mark}</td></tr>"
+            f"<tr><td class='l'>{html.escape(str(check.get('name')))}</td>"
+            f"<td>{html.escape(_fmt(check.get('value')))}</td><td>{html.escape(limit)}</td><td>{mark}</td></tr>"
         )
     return "".join(rows)
 
@@ -119,7 +128,7 @@ def render_report(
             )
         checks = _check_rows(verify)
         table = (
-            f"<table><tr><th class='l'>check</th><th>value</th><th>threshold</th><th>result</th></tr>{checks}</table>"
+            f"<table><tr><th class='l'>check</th><th>value</th><th>limit</th><th>result</th></tr>{checks}</table>"
             if checks
             else ""
         )
