@@ -13,7 +13,7 @@ from edgeprune.errors import ExportError, VerificationError
 from edgeprune.export import describe_onnx, export_onnx, load_onnx_checked
 from edgeprune.models import build_model
 from edgeprune.runtime import get_runtime
-from tests.export.fixtures import random_plan, torch_logits
+from tests.export.fixtures import bn_calibrated, random_plan, torch_logits
 
 EXAMPLE = torch.zeros(1, 3, 32, 32)
 
@@ -49,21 +49,28 @@ def test_resnet56_random_plan_parity(resnet56, test_1000, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pruned", [False, True])
-def test_mobilenet_v2_parity(pruned, test_1000, tmp_path):
+@pytest.mark.parametrize("pruning", ["none", "torch_pruning", "random_plan"])
+def test_mobilenet_v2_parity(pruning, cifar, test_1000, tmp_path):
     import torch_pruning as tp
 
+    from edgeprune.graph import apply_plan
+
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name="torchvision:mobilenet_v2", num_classes=10)).model
-    if pruned:
+    model = bn_calibrated(
+        build_model(ModelConfig(name="torchvision:mobilenet_v2", num_classes=10)).model, cifar.calib.x[:256]
+    )
+    if pruning == "torch_pruning":
         imp = tp.importance.MagnitudeImportance(p=1)
         last = model.classifier[-1]
-        pruner = tp.pruner.MagnitudePruner(
+        tp.pruner.MagnitudePruner(
             model, EXAMPLE, importance=imp, pruning_ratio=0.4, ignored_layers=[last]
-        )
-        pruner.step()
-        model.eval()
-    max_diff, agree, _ = _parity(model, tmp_path / "mbv2.onnx", test_1000[0])
+        ).step()
+    elif pruning == "random_plan":
+        plan, analysis = random_plan(model, seed=1)
+        model = apply_plan(model, plan, EXAMPLE, analysis=analysis)
+    model = bn_calibrated(model, cifar.calib.x[:256])
+    max_diff, agree, logits = _parity(model, tmp_path / "mbv2.onnx", test_1000[0])
+    assert np.abs(logits).max() > 0.1  # real logits, not the ~1e-15 of an uncalibrated random network
     assert max_diff <= 1e-4 and agree == 1.0
 
 
