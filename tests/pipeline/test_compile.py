@@ -131,3 +131,21 @@ def test_dry_run_prints_space_and_estimate(small_config, tmp_path, capsys):
     assert _compile("--config", str(small_config), "--out", str(tmp_path / "o"), "--dry-run") == 0
     out = capsys.readouterr().out
     assert "genomes:" in out and "search time estimate" in out and not (tmp_path / "o").exists()
+
+
+def test_ensemble_of_front_members(finished_run, monkeypatch, capsys):
+    out, _, env = finished_run
+    monkeypatch.setenv("EDGEPRUNE_PROFILES_DIR", env["EDGEPRUNE_PROFILES_DIR"])
+    assert main(["ensemble", str(out), "--size", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["size"] == 2 and len(result["members"]) == 2 and result["verified"] is True
+    verify = json.loads((out / "ensemble" / "verify.json").read_text())
+    parity = {c["name"]: c["value"] for c in verify["checks"]}
+    assert parity["fp32_max_abs_logit_diff"] <= 1e-4 and parity["fp32_top1_agreement"] == 1.0
+    assert (out / "ensemble" / "model.onnx").is_file()
+    n_front = len((out / "pareto.csv").read_text().splitlines()) - 1
+    assert main(["ensemble", str(out), "--size", str(n_front + 1)]) != 0
+    err = capsys.readouterr().err
+    assert "larger than the front" in err and len(err.strip().splitlines()) == 1
+    assert main(["ensemble", str(out.parent / "nope"), "--size", "2"]) != 0
+    assert "not an edgeprune run directory" in capsys.readouterr().err

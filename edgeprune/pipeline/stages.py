@@ -1,0 +1,234 @@
+"""The middle stages of a run: search, finalize (fine-tune the picks) and ship (export + verify)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+
+from edgeprune.atomic import write_bytes_atomic, write_text_atomic
+from edgeprune.config import ModelConfig
+from edgeprune.errors import SearchError
+from edgeprune.graph import PruningPlan, apply_plan
+from edgeprune.latency import HardwareProfile
+from edgeprune.models import build_model
+from edgeprune.pipeline.inputs import Inputs, _state_bytes, evaluator_spec, training_threads
+from edgeprune.progress import Reporter
+from edgeprune.rundir import PICK_NAMES, RunDir
+from edgeprune.search.evaluator import Evaluator, torch_threads
+from edgeprune.search.result import SearchResult
+from edgeprune.search.run import run_search
+from edgeprune.space import SearchSpace
+from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
+
+
+def check_budget(evaluator: Evaluator, space: SearchSpace, budget_ms: float | None) -> None:
+    """Refuse a latency budget below the fastest network the space contains."""
+    if budget_ms is None:
+        return
+    smallest = space.decode(space.repair(space.upper_bounds * 0))
+    with torch_threads(1):
+        fastest_ms = evaluator.predictor.predict_ms(
+            apply_plan(evaluator.model, smallest, evaluator.example), evaluator.input_shape
+        )
+    if fastest_ms > budget_ms:
+        raise SearchError(
+            f"--budget-ms {budget_ms:g} is impossible: the fastest network in the search space takes "
+            f"{fastest_ms:.3f} ms on {evaluator.profile.name} ({evaluator.latency_source})"
+        )
+
+
+def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) -> SearchResult:
+    """Run (or resume) the search and write ``pareto.csv``."""
+    from edgeprune.report.pareto_csv import write_pareto_csv
+
+    spec = evaluator_spec(inputs, run)
+    evaluator = Evaluator(spec)
+    space = SearchSpace.from_analysis(
+        evaluator.analysis, inputs.profile.channel_multiple, criterion=spec.search.criterion,
+        depth_genes=spec.search.depth_genes, width_genes=spec.search.width_genes,
+    )  # fmt: skip
+    check_budget(evaluator, space, spec.search.budget_ms)
+    reporter.stage(
+        "search",
+        f"{spec.search.strategy}, {space.n_var} genes ({space.size:.3g} genomes), objectives {', '.join(spec.search.objectives)}; "
+        f"latency on {inputs.profile.name} is {evaluator.latency_source}",
+    )
+    reporter.search_started(spec.search.generations)
+
+    def on_generation(gen: int, total: int) -> None:
+        h = json.loads(run.search.joinpath("checkpoint.json").read_text())["history"][-1]
+        reporter.generation(gen, total, int(h["n_evals"]), float(h["best_error"]), float(h["min_latency_ms"]))
+
+    try:
+        result = run_search(
+            spec, run.search, resume=resume and run.search.joinpath("checkpoint.json").exists(), evaluator=evaluator,
+            on_generation=on_generation, on_evaluated=reporter.evaluated,
+        )  # fmt: skip
+    finally:
+        reporter.search_finished()
+    write_pareto_csv(run.pareto_csv, result, space)
+    run.mark_done("search", {"n_evals": result.n_evals, "front": len(result.front)})
+    return result
+
+
+def _finetune_copy(
+    model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Module | None
+) -> torch.nn.Module:
+    cfg = inputs.cfg.finalize
+    d = inputs.data
+    if cfg.epochs:
+        with torch_threads(training_threads(model, d.input_shape)):
+            fine_tune(
+                model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                seed=inputs.cfg.search.seed, teacher=teacher if cfg.distill else None, kd_alpha=cfg.kd_alpha,
+                temperature=cfg.temperature,
+            )  # fmt: skip
+    model.eval()
+    return model
+
+
+def finalize_stage(
+    inputs: Inputs, run: RunDir, result: SearchResult, reporter: Reporter
+) -> dict[str, dict[str, Any]]:
+    """Fine-tune each pick (and the unpruned baseline) and measure test accuracy; one pick at a time, resumable."""
+    d = inputs.data
+    base = build_model(
+        ModelConfig(
+            name=inputs.cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights
+        )
+    ).model
+    example = torch.zeros(1, *d.input_shape)
+    summary: dict[str, dict[str, Any]] = {}
+    original_acc = evaluate_accuracy(base, d.test.x, d.test.y)
+    jobs: list[tuple[str, PruningPlan | None]] = [("baseline", None)] if inputs.cfg.finalize.baseline else []
+    jobs += [(name, result.candidates[result.picks[name]].plan) for name in PICK_NAMES]
+    for name, plan in jobs:
+        stage = f"finalize:{name}"
+        if run.is_done(stage):
+            summary[name] = run.done_info(stage)
+            continue
+        reporter.stage("finalize", f"{name}: fine-tuning for {inputs.cfg.finalize.epochs} epochs")
+        if plan is None:
+            model = build_model(
+                ModelConfig(
+                    name=inputs.cfg.model.name,
+                    num_classes=inputs.loaded.num_classes,
+                    weights=run.base_weights,
+                )
+            ).model
+        else:
+            model = apply_plan(base, plan, example)
+            recalibrate_bn(model, d.calib.x)
+        acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
+        model = _finetune_copy(model, inputs, base)
+        acc = evaluate_accuracy(model, d.test.x, d.test.y)
+        folder = run.root / "finalize" / name if plan is None else run.pick(name)
+        write_bytes_atomic(folder / "weights.pt", _state_bytes(model))
+        if plan is not None:
+            write_text_atomic(folder / "plan.json", plan.to_json())
+        info = {
+            "test_accuracy": round(acc, 6),
+            "test_accuracy_before_finetune": round(acc_before, 6),
+            "params": int(sum(p.numel() for p in model.parameters())),
+        }
+        run.mark_done(stage, info)
+        summary[name] = info
+        reporter.info(f"{name}: test accuracy {acc_before:.2%} -> {acc:.2%} after fine-tuning")
+    summary["original"] = {"test_accuracy": round(original_acc, 6)}
+    return summary
+
+
+def load_pick_model(inputs: Inputs, run: RunDir, name: str) -> torch.nn.Module:
+    """Rebuild a finalized pick from its plan and fine-tuned weights (no pickle beyond tensors)."""
+    from edgeprune.models import load_weights
+
+    d = inputs.data
+    base = build_model(
+        ModelConfig(
+            name=inputs.cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights
+        )
+    ).model
+    plan = PruningPlan.from_json(run.pick(name).joinpath("plan.json").read_text())
+    model = apply_plan(base, plan, torch.zeros(1, *d.input_shape))
+    load_weights(model, run.pick(name) / "weights.pt")
+    return model.eval()
+
+
+def _verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[Any, str]:
+    """The target's runtime when it is usable here, else ONNX Runtime on this CPU (said plainly)."""
+    from edgeprune.errors import RuntimeUnavailableError
+    from edgeprune.runtime import get_runtime
+
+    runtime = get_runtime(profile.runtime, profile.threads)
+    if profile.runtime == "tensorrt":
+        try:
+            from edgeprune.runtime.tensorrt_rt import import_tensorrt
+
+            import_tensorrt()
+        except RuntimeUnavailableError:
+            note = (f"{profile.runtime} is not available on this machine: parity and accuracy verified with ONNX Runtime "
+                    "on the host CPU; build and verify the engine on the device (docs: shipping to a Jetson)")  # fmt: skip
+            reporter.info(note)
+            return get_runtime("onnxruntime-cpu", profile.threads), note
+    return runtime, f"verified on {profile.runtime}"
+
+
+def ship_stage(
+    inputs: Inputs, run: RunDir, result: SearchResult, reporter: Reporter
+) -> dict[str, dict[str, Any]]:
+    """Export each pick for the target (ONNX; INT8 + calibration where asked), then verify it."""
+    from edgeprune.export.int8 import load_recipe
+    from edgeprune.export.pick import ship_pick
+    from edgeprune.latency import predictor_for
+    from edgeprune.verify.checks import VerifyThresholds
+    from edgeprune.verify.pick import verify_pick
+
+    cfg, profile, d = inputs.cfg, inputs.profile, inputs.data
+    precision = profile.precision if cfg.ship.precision == "auto" else cfg.ship.precision
+    predictor = predictor_for(profile, cfg.model.name)
+    runtime, where = _verification_runtime(profile, reporter)
+    test = d.test.head(cfg.ship.verify_images)
+    thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
+    example = torch.zeros(1, *d.input_shape)
+    shipped: dict[str, dict[str, Any]] = {}
+    for name in PICK_NAMES:
+        stage = f"ship:{name}"
+        if run.is_done(stage):
+            shipped[name] = run.done_info(stage)
+            continue
+        reporter.stage("export", f"{name}: ONNX ({precision}) for {profile.name}")
+        model = load_pick_model(inputs, run, name)
+        with torch_threads(1):
+            predicted = predictor.predict_ms(model, d.input_shape)
+        ship_pick(
+            run.pick(name), model, example, target=profile.name, precision=precision, mean=d.mean, std=d.std,
+            class_names=d.classes, expected_latency_ms=predicted, latency_source=predictor.source,
+            model_name=cfg.model.name, calib_x=d.train.x, recipe=load_recipe(profile.name) if precision == "int8" else None,
+            dynamic_batch=cfg.ship.dynamic_batch,
+        )  # fmt: skip
+        reporter.stage("verify", f"{name}: {where}")
+        report = verify_pick(
+            run.pick(name), runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(), torch_model=model,
+            predicted_latency_ms=predicted, latency_source=predictor.source, thresholds=thresholds,
+            target=profile.name, precision=precision,
+        )  # fmt: skip
+        lat = report.sections.get("latency", {})
+        info = {
+            "verify": {
+                "passed": report.passed,
+                "checks": [c.to_dict() for c in report.checks],
+                "where": where,
+            },
+            "measured_latency_ms": lat.get("median_ms"),
+            "measured_on": f"{runtime.name}, {lat.get('threads')} thread(s)",
+            "shipped_accuracy": report.sections.get("accuracy", {}).get("shipped"),
+        }
+        run.mark_done(stage, info)
+        shipped[name] = info
+        verdict = "passed" if report.passed else "FAILED: " + ", ".join(c.name for c in report.failed)
+        reporter.info(
+            f"{name}: verification {verdict}; measured {lat.get('median_ms', float('nan')):.4f} ms on {runtime.name}"
+        )
+    return shipped
