@@ -165,7 +165,7 @@ def _stage_names(raws: list[RawGroup], blocks: list[str]) -> dict[int, str]:
         if raw.has_add:
             outs = [it.module for it in raw.items if it.is_out]
             members[i] = [b for b in blocks if any(m.startswith(b + ".") for m in outs)]
-    parents = Counter()
+    parents: Counter[str] = Counter()
     for bs in members.values():
         ps = {b.rpartition(".")[0] for b in bs}
         if len(ps) == 1:

@@ -28,7 +28,8 @@ from edgeprune.graph.plan import PruningPlan, predict_params, validate_plan
 
 def _root_module(
     model: nn.Module, layers: tuple[str, ...], dropped: tuple[str, ...]
-) -> tuple[str, nn.Module]:
+) -> tuple[str, nn.Module] | None:
+    """The first conv / linear of a group still in the model; None when it went with a dropped block."""
     for name in layers:
         if any(name.startswith(b + ".") for b in dropped):
             continue
@@ -137,11 +138,11 @@ def _cut_channels(
         for _name, root, idxs in _select(model, graph, analysis, plan, cuts, data):
             pruner = graph.get_pruner_of_module(root)
             for dep, item_idxs in graph.get_pruning_group(root, pruner.prune_out_channels, idxs):
-                entry = merged.setdefault((dep.target.module, dep.handler), (dep, set()))
-                entry[1].update(int(i) for i in item_idxs)
-    for dep, idxs in merged.values():
+                _, cut = merged.setdefault((dep.target.module, dep.handler), (dep, set()))
+                cut.update(int(i) for i in item_idxs)
+    for dep, cut in merged.values():
         try:
-            dep(sorted(idxs))
+            dep(sorted(cut))
         except Exception as err:  # torch-pruning asserts on what it cannot cut
             raise UnsupportedModelError(
                 f"cannot prune layer {dep.target.name or dep.target}: {err}"[:300]

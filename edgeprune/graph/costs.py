@@ -68,10 +68,11 @@ def layer_costs(model: nn.Module, example_input: torch.Tensor) -> list[LayerCost
                 return
             cin, cout = _channels(module)
             hw = (int(out.shape[-2]), int(out.shape[-1])) if out.dim() == 4 else None
-            conv = isinstance(module, nn.modules.conv._ConvNd)
+            groups = 1
+            kernel: tuple[int, ...] = ()
             stride: tuple[int, ...] = ()
-            if conv:
-                stride = tuple(module.stride)
+            if isinstance(module, nn.modules.conv._ConvNd):
+                groups, kernel, stride = int(module.groups), tuple(module.kernel_size), tuple(module.stride)
             elif isinstance(module, EmbedShortcut):
                 stride = (int(module.stride),)
             costs[name] = LayerCost(
@@ -82,8 +83,8 @@ def layer_costs(model: nn.Module, example_input: torch.Tensor) -> list[LayerCost
                 in_channels=cin,
                 out_channels=cout,
                 output_hw=hw,
-                groups=int(module.groups) if conv else 1,
-                kernel_size=tuple(module.kernel_size) if conv else (),
+                groups=groups,
+                kernel_size=kernel,
                 stride=stride,
             )
 

@@ -150,7 +150,7 @@ def _blocker(graph: Any, node: Any, is_out: bool) -> str | None:
         if name not in _CHANNEL_PRESERVING:
             return f"operation {name} ({where}) may mix channels; not pruned"
         if name in ("MeanBackward1", "AmaxBackward0"):
-            sizes = getattr(node.grad_fn, "_saved_self_sym_sizes", ())
+            sizes = getattr(node.grad_fn, "_saved_self_sym_sizes", None) or ()
             if 1 in _norm_dims(getattr(node.grad_fn, "_saved_dim", ()), len(sizes)):
                 return f"reduction {name} over channels ({where}) is not pruned"
         return None

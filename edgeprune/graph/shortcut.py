@@ -9,6 +9,7 @@ stages, which is what makes pruning those streams correct.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch_pruning as tp
 from torch import nn
@@ -22,20 +23,22 @@ class EmbedShortcutPruner(tp.pruner.BasePruningFunc):
     TARGET_MODULES = (EmbedShortcut,)
 
     def prune_out_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        keep = sorted(set(range(layer.out_channels)) - set(int(i) for i in idxs))
-        layer.embed = layer.embed[keep].contiguous()
-        return layer
+        sc = cast(EmbedShortcut, layer)
+        keep = sorted(set(range(sc.out_channels)) - {int(i) for i in idxs})
+        sc.embed = sc.embed[keep].contiguous()
+        return sc
 
     def prune_in_channels(self, layer: nn.Module, idxs: Sequence[int]) -> nn.Module:
-        keep = sorted(set(range(layer.in_channels)) - set(int(i) for i in idxs))
-        layer.embed = layer.embed[:, keep].contiguous()
-        return layer
+        sc = cast(EmbedShortcut, layer)
+        keep = sorted(set(range(sc.in_channels)) - {int(i) for i in idxs})
+        sc.embed = sc.embed[:, keep].contiguous()
+        return sc
 
     def get_out_channels(self, layer: nn.Module) -> int:
-        return int(layer.out_channels)
+        return cast(EmbedShortcut, layer).out_channels
 
     def get_in_channels(self, layer: nn.Module) -> int:
-        return int(layer.in_channels)
+        return cast(EmbedShortcut, layer).in_channels
 
 
 def customized_pruners() -> dict[type, tp.pruner.BasePruningFunc]:
