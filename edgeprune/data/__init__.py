@@ -33,7 +33,7 @@ class Split:
         return int(self.y.shape[0])
 
     def head(self, n: int) -> Split:
-        """The first ``n`` examples (splits are already shuffled deterministically)."""
+        """The first ``n`` examples: a fair sample, since every split is shuffled (seeded) by ``load_data``."""
         return Split(self.x[:n], self.y[:n])
 
 
@@ -101,10 +101,10 @@ def load_data(cfg: DataConfig) -> DataBundle:
     n_val = max(1, int(round(n * cfg.val_fraction)))
     if raw.test is None:
         n_test = max(1, int(round(n * cfg.test_fraction)))
-        test_raw = _take(raw.train, np.sort(order[:n_test]))
+        test_raw = _take(raw.train, order[:n_test])
         order = order[n_test:]
-    else:
-        test_raw = raw.test
+    else:  # a test file is often sorted by class: shuffle it too, so any head() is a fair sample
+        test_raw = _take(raw.test, rng.permutation(len(raw.test.y)))
     val_idx, train_idx = order[:n_val], order[n_val:]
     if len(train_idx) < 2:
         raise DataError(f"{cfg.source}: too few images ({n}) to split into train / validation / test")

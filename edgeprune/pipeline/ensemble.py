@@ -95,7 +95,8 @@ def ensemble_run(
     robust = _robust_split(
         d.test, d.mean, d.std, robustness_images, cfg.search.corruption_severity, cfg.search.seed
     )
-    members, rows = [], []
+    members: list[torch.nn.Module] = []
+    rows: list[dict[str, Any]] = []
     for rank in chosen:
         plan = front[rank][0]
         reporter.stage("ensemble", f"fine-tuning front member {rank}")
@@ -123,11 +124,11 @@ def ensemble_run(
         out, ens, example, target=inputs.profile.name, precision="fp32", mean=d.mean, std=d.std, class_names=d.classes,
         expected_latency_ms=predicted, latency_source=predictor.source, model_name=None,
     )  # fmt: skip
-    runtime, where = _verification_runtime(inputs.profile, reporter)
+    runtime, where, on_target = _verification_runtime(inputs.profile, reporter)
     test = d.test.head(cfg.ship.verify_images)
     report = verify_pick(
         out, runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(), torch_model=ens,
-        predicted_latency_ms=predicted, latency_source=predictor.source,
+        predicted_latency_ms=predicted if on_target else None, latency_source=predictor.source,
         thresholds=VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images)), target=inputs.profile.name,
         precision="fp32",
     )  # fmt: skip

@@ -156,8 +156,9 @@ def load_pick_model(inputs: Inputs, run: RunDir, name: str) -> torch.nn.Module:
     return model.eval()
 
 
-def _verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[Any, str]:
-    """The target's runtime when it is usable here, else ONNX Runtime on this CPU (said plainly)."""
+def _verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[Any, str, bool]:
+    """(runtime, where, on_target): the target's runtime when usable here, else ONNX Runtime on this
+    CPU (said plainly; host timings are then never judged against the target's latency table)."""
     from edgeprune.errors import RuntimeUnavailableError
     from edgeprune.runtime import get_runtime
 
@@ -171,8 +172,8 @@ def _verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple
             note = (f"{profile.runtime} is not available on this machine: parity and accuracy verified with ONNX Runtime "
                     "on the host CPU; build and verify the engine on the device (docs: shipping to a Jetson)")  # fmt: skip
             reporter.info(note)
-            return get_runtime("onnxruntime-cpu", profile.threads), note
-    return runtime, f"verified on {profile.runtime}"
+            return get_runtime("onnxruntime-cpu", profile.threads), note, False
+    return runtime, f"verified on {profile.runtime}", True
 
 
 def ship_stage(
@@ -188,8 +189,8 @@ def ship_stage(
     cfg, profile, d = inputs.cfg, inputs.profile, inputs.data
     precision = profile.precision if cfg.ship.precision == "auto" else cfg.ship.precision
     predictor = predictor_for(profile, cfg.model.name)
-    runtime, where = _verification_runtime(profile, reporter)
-    test = d.test.head(cfg.ship.verify_images)
+    runtime, where, on_target = _verification_runtime(profile, reporter)
+    test = d.test.head(cfg.ship.verify_images)  # splits are shuffled: a fair sample of every class
     thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
     example = torch.zeros(1, *d.input_shape)
     shipped: dict[str, dict[str, Any]] = {}
@@ -211,8 +212,8 @@ def ship_stage(
         reporter.stage("verify", f"{name}: {where}")
         report = verify_pick(
             run.pick(name), runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(), torch_model=model,
-            predicted_latency_ms=predicted, latency_source=predictor.source, thresholds=thresholds,
-            target=profile.name, precision=precision,
+            predicted_latency_ms=predicted if on_target else None, latency_source=predictor.source,
+            thresholds=thresholds, target=profile.name, precision=precision, prediction_precision=profile.precision,
         )  # fmt: skip
         lat = report.sections.get("latency", {})
         info = {

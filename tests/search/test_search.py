@@ -2,82 +2,17 @@
 
 import itertools
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
+from search_helpers import _TARGET, _front, _spec
 
-from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.errors import SearchError
 from edgeprune.search.cache import EvaluationCache
-from edgeprune.search.config import SearchConfig
-from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
 from edgeprune.search.run import run_search
-
-_TARGET: list[str] = []
-
-
-@pytest.fixture(scope="module", autouse=True)
-def frozen_host_profile(tmp_path_factory):
-    """A snapshot of the host-cpu profile and its table, so re-profiling cannot change a test's figures."""
-    from edgeprune.latency import load_profile
-
-    src = load_profile("host-cpu")
-    root = tmp_path_factory.mktemp("profiles")
-    (root / "tables").mkdir()
-    shutil.copy(src.table_path(), root / "tables" / "host-cpu.json")
-    yaml_text = yaml.safe_dump(src.to_dict(), sort_keys=False)
-    (root / "host-cpu.yaml").write_text(yaml_text)
-    _TARGET[:] = [str(root / "host-cpu.yaml")]
-    yield
-
-
-def _spec(weights: Path, **search) -> EvaluatorSpec:
-    cfg = {"generations": 3, "population": 8, "val_size": 200, "calib_batches": 2, "batch_size": 64, **search}
-    return EvaluatorSpec(
-        ModelConfig(name="digits-resnet", weights=weights),
-        DataConfig(source="digits"),
-        _TARGET[0],
-        SearchConfig(**cfg),
-    )
-
-
-@pytest.fixture(scope="module")
-def digits_weights(tmp_path_factory) -> Path:
-    """A briefly trained digits-resnet (trained here: nothing is downloaded)."""
-    import torch
-
-    from edgeprune.data import load_data
-    from edgeprune.models import build_model
-    from edgeprune.train import fine_tune
-
-    data = load_data(DataConfig(source="digits"))
-    model = build_model(ModelConfig(name="digits-resnet")).model
-    fine_tune(model, data.train.x, data.train.y, epochs=3, lr=0.05, batch_size=64, seed=0)
-    path = tmp_path_factory.mktemp("w") / "digits.pt"
-    torch.save(model.state_dict(), path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def evaluator(digits_weights) -> Evaluator:
-    return Evaluator(_spec(digits_weights))
-
-
-def _front(result) -> list[tuple]:
-    return [
-        (
-            result.candidates[i].plan.key(),
-            result.candidates[i].metrics["error"],
-            result.candidates[i].metrics["latency_ms"],
-        )
-        for i in result.front
-    ]
 
 
 def test_same_seed_same_front_and_cache_hits(tmp_path, digits_weights, evaluator):
