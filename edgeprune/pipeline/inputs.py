@@ -20,6 +20,7 @@ from edgeprune.data import DataBundle, load_data
 from edgeprune.errors import ConfigError, DataError, RunDirError, UnsupportedModelError
 from edgeprune.latency import HardwareProfile, load_profile
 from edgeprune.models import LoadedModel, build_model
+from edgeprune.models.transfer import transfer_spec
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter, attach_log_file
 from edgeprune.rundir import RunDir
@@ -50,6 +51,7 @@ def _state_bytes(model: torch.nn.Module) -> bytes:
 
 def validate_inputs(cfg: CompileConfig) -> Inputs:
     """Load target, data and model and check they fit together; raises before anything is written."""
+    check_transfer(cfg)
     profile = load_profile(cfg.target)
     data = load_data(cfg.data)
     num_classes = cfg.model.num_classes or data.num_classes
@@ -84,8 +86,50 @@ def training_threads(model: torch.nn.Module, input_shape: tuple[int, int, int]) 
     )
 
 
+# --- transfer mode (edgeprune.models.transfer) ------------------------------------------------------
+def check_transfer(cfg: CompileConfig) -> None:
+    """Transfer mode needs pretrained weights (the backbone's, or a full transfer network's)."""
+    m = cfg.model
+    if not m.transfer:
+        return
+    if m.weights is None and m.backbone_weights is None:
+        raise ConfigError("--transfer needs a pretrained backbone: pass --weights")
+    if cfg.finalize.distill:
+        raise ConfigError("--distill is not supported with --transfer (the head trains on cached backbone features)")
+
+
+def train_head(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
+               batch_size: int, seed: int) -> None:
+    """Train only the transfer head: the backbone is frozen (parameters and BN statistics), its features
+    are computed once and the head is fitted on them (no augmentation)."""
+    from edgeprune.models.transfer import backbone_features, freeze_backbone
+
+    net = freeze_backbone(model)
+    feats = backbone_features(net, x)
+    fine_tune(net.head, feats, y, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed)
+    net.eval()
+
+
+def _train_new_head(inputs: Inputs, reporter: Reporter) -> None:
+    cfg = inputs.cfg.pretrain
+    reporter.stage(
+        "pretrain",
+        f"training the new head ({inputs.cfg.model.head_hidden} hidden neurons) for {cfg.epochs} epochs, "
+        f"backbone {inputs.cfg.model.name} frozen",
+    )
+    d = inputs.data
+    train_head(inputs.loaded.model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr,
+               batch_size=cfg.batch_size, seed=inputs.cfg.search.seed)  # fmt: skip
+    acc = evaluate_accuracy(inputs.loaded.model, d.val.x, d.val.y)
+    reporter.info(f"validation accuracy of the new head: {acc:.2%}")
+
+
+# ----------------------------------------------------------------------------------------------------
 def _pretrain(inputs: Inputs, reporter: Reporter) -> None:
     cfg = inputs.cfg.pretrain
+    if inputs.cfg.model.transfer:
+        _train_new_head(inputs, reporter)
+        return
     reporter.stage(
         "pretrain",
         f"training {inputs.cfg.model.name} from scratch for {cfg.epochs} epochs (no weights given)",
@@ -174,7 +218,7 @@ def ensure_latency_table(inputs: Inputs, reporter: Reporter) -> None:
     )
     summary = run_profile(
         p.name,
-        inputs.cfg.model.name,
+        transfer_spec(inputs.cfg.model),  # transfer mode: the backbone + head network
         input_shape=inputs.data.input_shape,
         num_classes=inputs.loaded.num_classes,
     )

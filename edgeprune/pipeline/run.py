@@ -10,7 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from edgeprune.atomic import write_bytes_atomic, write_text_atomic
+from edgeprune.config import ModelConfig
 from edgeprune.pipeline.inputs import Inputs, prepare_run
 from edgeprune.pipeline.stages import finalize_stage, search_stage, ship_stage
 from edgeprune.pipeline_config import CompileConfig
@@ -20,6 +23,32 @@ from edgeprune.search.result import SearchResult
 
 
 # --- report ----------------------------------------------------------------------------------------
+def influential_filters(inputs: Inputs, run: RunDir, result: SearchResult) -> str:
+    """Write ``influential_filters.csv`` and return the report's heatmap section (MO-EvoPruneDeepTL)."""
+    import base64
+
+    from edgeprune.ensemble import keep_frequency, kept_masks
+    from edgeprune.graph import analyze
+    from edgeprune.models import build_model
+    from edgeprune.report.influence import influence_png, write_influence_csv
+
+    base_cfg = ModelConfig(
+        name=inputs.cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights
+    )
+    base = build_model(base_cfg).model
+    example = torch.zeros(1, *inputs.data.input_shape)
+    analysis = analyze(base, example, inputs.profile.channel_multiple)
+    masks = [kept_masks(base, analysis, c.plan, example) for c in result.front_candidates()]
+    freq = keep_frequency(masks)
+    write_influence_csv(run.root / "influential_filters.csv", freq)
+    png = base64.b64encode(influence_png(freq, len(masks))).decode()
+    return (
+        "<p class='sub'>fraction of the front's members that keep each filter "
+        "(influential_filters.csv has the figures)</p>"
+        f'<img alt="influential filters" src="data:image/png;base64,{png}">'
+    )
+
+
 def report_stage(
     inputs: Inputs,
     run: RunDir,
@@ -36,6 +65,7 @@ def report_stage(
 
     png = front_png(result)
     write_bytes_atomic(run.pareto_png, png)
+    influence_html = influential_filters(inputs, run, result)
     picks: dict[str, dict[str, Any]] = {}
     for name in PICK_NAMES:
         c = result.candidates[result.picks[name]]
@@ -64,7 +94,10 @@ def report_stage(
         front_png=png,
         history_png=history_png(result.history),
         config_yaml=inputs.cfg.to_yaml(),
-        extra_sections=[("Baselines for the accuracy drop", json_block(summary))],
+        extra_sections=[
+            ("Baselines for the accuracy drop", json_block(summary)),
+            ("Influential filters", influence_html),
+        ],
     )
     write_text_atomic(run.report_html, page)
     files = {}

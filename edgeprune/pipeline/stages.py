@@ -13,7 +13,8 @@ from edgeprune.errors import SearchError
 from edgeprune.graph import PruningPlan, apply_plan
 from edgeprune.latency import HardwareProfile
 from edgeprune.models import build_model
-from edgeprune.pipeline.inputs import Inputs, _state_bytes, evaluator_spec, training_threads
+from edgeprune.models.transfer import transfer_spec
+from edgeprune.pipeline.inputs import Inputs, _state_bytes, evaluator_spec, train_head, training_threads
 from edgeprune.progress import Reporter
 from edgeprune.rundir import PICK_NAMES, RunDir
 from edgeprune.search.evaluator import Evaluator, torch_threads
@@ -73,12 +74,22 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
     return result
 
 
+def base_model_config(inputs: Inputs, run: RunDir) -> ModelConfig:
+    """The run's base network (its own copy of the weights); keeps the transfer-mode fields."""
+    return inputs.cfg.model.model_copy(update={"num_classes": inputs.loaded.num_classes, "weights": run.base_weights})
+
+
 def _finetune_copy(
     model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Module | None
 ) -> torch.nn.Module:
+    """Fine-tune a pick. Transfer mode trains only the kept head neurons: the (pruned, BN-recalibrated)
+    backbone stays frozen, parameters and BN statistics."""
     cfg = inputs.cfg.finalize
     d = inputs.data
-    if cfg.epochs:
+    if cfg.epochs and inputs.cfg.model.transfer:  # transfer mode: the head only
+        train_head(model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
+                   seed=inputs.cfg.search.seed)  # fmt: skip
+    elif cfg.epochs:
         with torch_threads(training_threads(model, d.input_shape)):
             fine_tune(
                 model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
@@ -94,11 +105,7 @@ def finalize_stage(
 ) -> dict[str, dict[str, Any]]:
     """Fine-tune each pick (and the unpruned baseline) and measure test accuracy; one pick at a time, resumable."""
     d = inputs.data
-    base = build_model(
-        ModelConfig(
-            name=inputs.cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights
-        )
-    ).model
+    base = build_model(base_model_config(inputs, run)).model
     example = torch.zeros(1, *d.input_shape)
     summary: dict[str, dict[str, Any]] = {}
     original_acc = evaluate_accuracy(base, d.test.x, d.test.y)
@@ -111,13 +118,7 @@ def finalize_stage(
             continue
         reporter.stage("finalize", f"{name}: fine-tuning for {inputs.cfg.finalize.epochs} epochs")
         if plan is None:
-            model = build_model(
-                ModelConfig(
-                    name=inputs.cfg.model.name,
-                    num_classes=inputs.loaded.num_classes,
-                    weights=run.base_weights,
-                )
-            ).model
+            model = build_model(base_model_config(inputs, run)).model
         else:
             model = apply_plan(base, plan, example)
             recalibrate_bn(model, d.calib.x)
@@ -145,11 +146,7 @@ def load_pick_model(inputs: Inputs, run: RunDir, name: str) -> torch.nn.Module:
     from edgeprune.models import load_weights
 
     d = inputs.data
-    base = build_model(
-        ModelConfig(
-            name=inputs.cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights
-        )
-    ).model
+    base = build_model(base_model_config(inputs, run)).model
     plan = PruningPlan.from_json(run.pick(name).joinpath("plan.json").read_text())
     model = apply_plan(base, plan, torch.zeros(1, *d.input_shape))
     load_weights(model, run.pick(name) / "weights.pt")
@@ -188,7 +185,7 @@ def ship_stage(
 
     cfg, profile, d = inputs.cfg, inputs.profile, inputs.data
     precision = profile.precision if cfg.ship.precision == "auto" else cfg.ship.precision
-    predictor = predictor_for(profile, cfg.model.name)
+    predictor = predictor_for(profile, transfer_spec(cfg.model))  # transfer mode: transfer:BACKBONE:H
     runtime, where, on_target = _verification_runtime(profile, reporter)
     test = d.test.head(cfg.ship.verify_images)  # splits are shuffled: a fair sample of every class
     thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
@@ -206,7 +203,7 @@ def ship_stage(
         ship_pick(
             run.pick(name), model, example, target=profile.name, precision=precision, mean=d.mean, std=d.std,
             class_names=d.classes, expected_latency_ms=predicted, latency_source=predictor.source,
-            model_name=cfg.model.name, calib_x=d.train.x, recipe=load_recipe(profile.name) if precision == "int8" else None,
+            model_name=transfer_spec(cfg.model), calib_x=d.train.x, recipe=load_recipe(profile.name) if precision == "int8" else None,
             dynamic_batch=cfg.ship.dynamic_batch,
         )  # fmt: skip
         reporter.stage("verify", f"{name}: {where}")

@@ -64,7 +64,9 @@ def _check_rows(verify: Mapping[str, Any]) -> str:
         if op == "info":
             mark, limit = "recorded", "(estimate: not judged)"
         else:
-            mark = '<span class="pass">pass</span>' if check.get("passed") else '<span class="fail">FAIL</span>'
+            mark = (
+                '<span class="pass">pass</span>' if check.get("passed") else '<span class="fail">FAIL</span>'
+            )
             limit = f"{op} {_fmt(check.get('limit'))}"
         rows.append(
             f"<tr><td class='l'>{html.escape(str(check.get('name')))}</td>"

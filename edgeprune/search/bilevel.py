@@ -108,7 +108,7 @@ def bilevel(ctx: SearchContext) -> None:
         X, F, rng = population_state(upper)
         ctx.record_generation(gen)
         ctx.checkpoints.save(
-            Checkpoint(ctx.fingerprint, cfg.strategy, gen, len(ctx.store.cache), X, F, rng, list(ctx.history))
+            Checkpoint(ctx.fingerprint, cfg.strategy, gen, len(ctx.store.seen), X, F, rng, list(ctx.history))
         )
         if ctx.on_generation is not None:
             ctx.on_generation(gen, cfg.generations)

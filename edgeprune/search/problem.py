@@ -33,9 +33,13 @@ class CandidateStore:
         self.executor = executor
         self.on_evaluated = on_evaluated
         self.evaluations = 0  # fresh evaluations in this process (not cache hits)
+        # keys in the order this search first asked for them: on a replayed (resumed) run the cache
+        # already holds everything, and this is what tells how far the search had got at each generation
+        self.seen: dict[str, None] = {}
 
     def metrics(self, plans: Sequence[PruningPlan]) -> list[dict[str, float]]:
         keys = [p.key() for p in plans]
+        self.seen.update(dict.fromkeys(keys))
         missing: dict[str, PruningPlan] = {}
         for k, p in zip(keys, plans, strict=True):
             if k not in self.cache and k not in missing:

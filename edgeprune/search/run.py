@@ -50,16 +50,16 @@ class SearchContext:
         limit = self.cfg.max_evals
         if limit is None and self.cfg.strategy == "bilevel":
             limit = self.cfg.population * self.cfg.generations
-        return limit is not None and len(self.store.cache) >= limit
+        return limit is not None and len(self.store.seen) >= limit
 
     def record_generation(self, gen: int) -> dict[str, float]:
         """Append (or, on replay, rewrite) generation ``gen``'s history entry."""
         cache = self.store.cache
         ref = reference_metrics(cache, self.space)
-        records = [m for _, _, m in cache.items()]
+        records = [m for k in self.store.seen if (m := cache.get(k)) is not None]
         entry = {
             "generation": gen,
-            "n_evals": len(cache),
+            "n_evals": len(records),
             "hypervolume": round(progress_hypervolume(records, ref), 6),
             "best_error": min(r["error"] for r in records),
             "min_latency_ms": min(r["latency_ms"] for r in records),
@@ -72,7 +72,7 @@ class SearchContext:
         X, F, rng = population_state(algorithm)
         self.record_generation(gen)
         return Checkpoint(
-            self.fingerprint, self.cfg.strategy, gen, len(self.store.cache), X, F, rng, list(self.history)
+            self.fingerprint, self.cfg.strategy, gen, len(self.store.seen), X, F, rng, list(self.history)
         )
 
 
