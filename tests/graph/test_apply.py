@@ -40,7 +40,7 @@ FAMILIES = {
     "torchvision:regnet_x_400mf": 32,  # grouped convolutions (their groups are fixed)
     "torchvision:squeezenet1_0": 64,  # concatenations, conv classifier
 }
-EXAMPLES = {"resnet20": 8, "resnet56": 4, "torchvision:resnet18": 3, "torchvision:mobilenet_v2": 3}
+EXAMPLES = {"resnet20": 6, "resnet56": 3, "torchvision:resnet18": 2, "torchvision:mobilenet_v2": 2}
 SLOW = {"torchvision:densenet121", "torchvision:mobilenet_v3_small", "torchvision:efficientnet_b0",
         "torchvision:mnasnet0_5", "torchvision:regnet_x_400mf", "torchvision:squeezenet1_0"}  # fmt: skip
 _CACHE: dict[str, tuple[nn.Module, torch.Tensor, ModelAnalysis]] = {}
