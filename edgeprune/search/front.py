@@ -6,7 +6,7 @@ Picks:
 * ``fast`` — the member with the lowest latency whose error is at most ``fast_tolerance`` above the
   accurate pick's;
 * ``knee`` — the member of maximum *expected marginal utility* (Branke et al., "Finding knees in
-  multi-objective optimization", PPSN 2004) on the front normalised to [0, 1] per objective: for
+  multi-objective optimization", PPSN 2004) in (error, latency), normalised to [0, 1] over the front: for
   uniformly spread linear utility weights, a member's marginal utility is how much worse the best other
   member would be if it were removed; the knee maximises its average. The extreme members (the best
   on some objective) are not knee candidates when an interior member exists: the extremes' utility is

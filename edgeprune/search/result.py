@@ -83,10 +83,10 @@ def build_result(
     nd = np.array(
         sorted(nd, key=lambda i: (records[i]["error"], records[i]["latency_ms"], candidates[i].plan.key()))
     )
-    front_F = objective_matrix([records[i] for i in nd], objectives)
     err = np.array([records[i]["error"] for i in nd])
     lat = np.array([records[i]["latency_ms"] for i in nd])
-    picks: Picks = choose_picks(err, lat, front_F, fast_tolerance)
+    # the knee is the trade-off a deployer makes: error against latency on the target
+    picks: Picks = choose_picks(err, lat, np.column_stack([err, lat]), fast_tolerance)
     return SearchResult(
         strategy=strategy,
         objectives=objectives,
