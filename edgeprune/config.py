@@ -74,6 +74,12 @@ class ModelConfig(FrozenConfig):
     weights: Path | None = None
     num_classes: int | None = Field(default=None, ge=2)
     input_shape: tuple[int, int, int] | None = None  # C, H, W; None: the family's / data's default
+    # transfer mode (edgeprune.models.transfer): the classifier is replaced by a Linear-ReLU-Linear head
+    # of ``head_hidden`` neurons; ``backbone_weights`` are a pretrained network's (old classifier ignored),
+    # ``weights`` (when given) the full transfer network's, which then take precedence.
+    transfer: bool = False
+    head_hidden: int = Field(default=64, ge=1)
+    backbone_weights: Path | None = None
 
     @field_validator("name")
     @classmethod

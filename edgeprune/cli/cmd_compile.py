@@ -20,6 +20,8 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
         "address": ("search", "ray_address"), "precision": ("ship", "precision"),
         "finetune_epochs": ("finalize", "epochs"), "distill": ("finalize", "distill"),
+        "transfer": ("model", "transfer"), "head_hidden": ("model", "head_hidden"),
+        "backbone_weights": ("model", "backbone_weights"), "head_epochs": ("pretrain", "epochs"),
     }  # fmt: skip
     for flag, value in flags.items():
         if value is None:
@@ -68,6 +70,17 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     "--distill/--no-distill", default=None, help="Knowledge distillation from the original network."
 )
 @click.option(
+    "--transfer",
+    is_flag=True,
+    default=None,
+    help="Transfer learning: MODEL is a backbone, --weights its pretrained weights (another task); its "
+    "classifier becomes a sparse FC head whose neurons are genes. The backbone stays frozen.",
+)
+@click.option("--head-hidden", type=int, help="Hidden neurons of the --transfer head (default 64).")
+@click.option(
+    "--head-epochs", type=int, help="Epochs training the new --transfer head before the search."
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path),
@@ -100,6 +113,16 @@ def command(
     from edgeprune.progress import JsonReporter, Reporter, RichReporter
 
     obj = tuple(o.strip() for o in objectives.split(",")) if objectives else None
+    if not flags.get("transfer"):
+        flags["transfer"] = None
+        for opt in ("head_hidden", "head_epochs"):
+            if flags.get(opt) is not None:
+                from edgeprune.errors import ConfigError
+
+                raise ConfigError(f"--{opt.replace('_', '-')} needs --transfer")
+    else:  # --weights are the backbone's (a network trained on another task), not a full network's
+        flags["backbone_weights"] = flags.pop("weights")
+        flags["weights"] = None
     cfg = resolve_config(config_file, _overrides(model=model, objectives=obj, **flags))
     reporter: Reporter = JsonReporter() if as_json else (Reporter() if quiet else RichReporter())
     if dry_run:

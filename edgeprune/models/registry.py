@@ -124,11 +124,19 @@ def _factory(spec: str, num_classes: int | None) -> nn.Module:
 
 
 def resolve_model(name: str, num_classes: int | None = None) -> ResolvedModel:
-    """Build an untrained network from a family name, ``torchvision:NAME`` or ``module:factory``."""
+    """Build an untrained network from a family name, ``torchvision:NAME``, ``module:factory`` or
+    ``transfer:BACKBONE:H`` (a backbone with a new FC head, see :mod:`edgeprune.models.transfer`)."""
     if name.startswith("torchvision:"):
         tv_name = name.split(":", 1)[1]
         k = num_classes or 1000
         return ResolvedModel(_torchvision(tv_name, k), name, None, k)
+    if name.startswith("transfer:"):  # transfer:BACKBONE:H (edgeprune.models.transfer)
+        from edgeprune.models.transfer import build_transfer_net, parse_transfer_spec
+
+        backbone_name, hidden = parse_transfer_spec(name)
+        backbone = resolve_model(backbone_name, None)
+        k = num_classes or backbone.num_classes
+        return ResolvedModel(build_transfer_net(backbone.model, k, hidden), name, backbone.input_shape, k)
     if name in _FAMILIES:
         fam = _FAMILIES[name]
         k = num_classes or fam.num_classes

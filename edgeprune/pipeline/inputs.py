@@ -20,7 +20,7 @@ from edgeprune.data import DataBundle, load_data
 from edgeprune.errors import ConfigError, DataError, RunDirError, UnsupportedModelError
 from edgeprune.latency import HardwareProfile, load_profile
 from edgeprune.models import LoadedModel, build_model
-from edgeprune.models.transfer import transfer_spec
+from edgeprune.models.transfer import parse_transfer_spec, transfer_spec
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter, attach_log_file
 from edgeprune.rundir import RunDir
@@ -56,6 +56,8 @@ def validate_inputs(cfg: CompileConfig) -> Inputs:
     data = load_data(cfg.data)
     num_classes = cfg.model.num_classes or data.num_classes
     model_cfg = cfg.model.model_copy(update={"num_classes": num_classes})
+    if model_cfg.transfer:  # the run's model name becomes transfer:BACKBONE:H: any build_model(name) rebuilds it
+        model_cfg = model_cfg.model_copy(update={"name": transfer_spec(model_cfg)})
     loaded = build_model(model_cfg)
     if loaded.num_classes and loaded.num_classes != data.num_classes:
         raise DataError(
@@ -115,7 +117,7 @@ def _train_new_head(inputs: Inputs, reporter: Reporter) -> None:
     reporter.stage(
         "pretrain",
         f"training the new head ({inputs.cfg.model.head_hidden} hidden neurons) for {cfg.epochs} epochs, "
-        f"backbone {inputs.cfg.model.name} frozen",
+        f"backbone {parse_transfer_spec(inputs.cfg.model.name)[0]} frozen",
     )
     d = inputs.data
     train_head(inputs.loaded.model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr,
@@ -195,8 +197,59 @@ def missing_kernels(inputs: Inputs) -> list[Any]:
         return ["(no table yet)"]
     if pred.source == "estimate":
         return []
+    if inputs.cfg.model.transfer:  # transfer mode: the new head's kernel sizes are often not in the table
+        return _unpredictable_kernels(pred, inputs)
     keys = extract_kernels(inputs.loaded.model, inputs.data.input_shape, inputs.profile.precision)
     return [k for k in keys if not pred.covers_family(k)]
+
+
+def _transfer_kernels(inputs: Inputs) -> list[Any]:
+    """Every kernel a transfer network's search space can produce: the backbone's (as for the family
+    itself) and the head's Linear layers over all kept widths of their inputs and hidden outputs."""
+    from dataclasses import replace
+    from itertools import product
+
+    from edgeprune.latency import extract_kernels
+    from edgeprune.latency.enumerate import channel_levels, enumerate_kernels
+
+    net, shape = inputs.loaded.model, inputs.data.input_shape
+    p = inputs.profile
+    keys = dict.fromkeys(enumerate_kernels(net.backbone, shape, p.channel_multiple, p.precision))
+    base = extract_kernels(net, shape, p.precision)
+    gap = next(k for k in base if k.op == "gap_linear")
+    for i, k in enumerate(base):
+        if k.op not in ("gap_linear", "linear"):
+            continue
+        couts = (k.cout,) if i == len(base) - 1 else channel_levels(k.cout, p.channel_multiple)
+        # the kernel extractor labels a Linear "gap_linear" whenever its inputs equal the last feature
+        # map's channels, also the head's second Linear: both labels are measured
+        variants = {k, replace(gap, cin=k.cin, cout=k.cout)}
+        for v, cin, cout in product(variants, channel_levels(k.cin, p.channel_multiple), couts):
+            keys.setdefault(v.with_channels(cin, 0, cout), None)
+    return list(keys)
+
+
+def _unpredictable_kernels(pred: Any, inputs: Inputs) -> list[Any]:
+    """Kernels of a transfer network's search space that the table cannot interpolate."""
+    from edgeprune.errors import ProfileError
+
+    missing = []
+    for k in _transfer_kernels(inputs):
+        try:
+            pred.kernel_ms(k)
+        except ProfileError:
+            missing.append(k)
+    return missing
+
+
+def _measure_transfer_kernels(inputs: Inputs, keys: list[Any]) -> int:
+    """Measure ``keys`` on this CPU into the host-cpu table (the head's sizes); returns how many."""
+    from edgeprune.latency.profile_run import make_timer
+    from edgeprune.latency.profiler import profile_kernels
+
+    timer = make_timer(inputs.profile, None, None, warmup=30, runs=100)
+    _, measured = profile_kernels(keys, inputs.profile.table_path(), timer, passes=3, warmup=30, runs=100)
+    return measured
 
 
 def ensure_latency_table(inputs: Inputs, reporter: Reporter) -> None:
@@ -216,9 +269,13 @@ def ensure_latency_table(inputs: Inputs, reporter: Reporter) -> None:
     reporter.stage(
         "profile", f"measuring the kernels of {inputs.cfg.model.name} on this CPU for the host-cpu table"
     )
+    if inputs.cfg.model.transfer and missing != ["(no table yet)"]:  # transfer mode: the head's sizes
+        n = _measure_transfer_kernels(inputs, missing)
+        reporter.info(f"measured {n} kernels of the transfer network into {p.table_path()}")
+        return
     summary = run_profile(
         p.name,
-        transfer_spec(inputs.cfg.model),  # transfer mode: the backbone + head network
+        inputs.cfg.model.name,
         input_shape=inputs.data.input_shape,
         num_classes=inputs.loaded.num_classes,
     )
