@@ -84,6 +84,12 @@ def _print_tables(analysis: Any, name: str) -> None:
 )
 @click.option("--channel-multiple", type=int, default=1, show_default=True, help="Target channel multiple.")
 @click.option("--json", "as_json", is_flag=True, help="Print the analysis as JSON instead of tables.")
+@click.option(
+    "--space", "show_space", is_flag=True, help="Also print the search space: its genes, levels and size."
+)
+@click.option(
+    "--target", help="Take the channel multiple from this hardware profile (overrides --channel-multiple)."
+)
 def command(
     model: str,
     weights: Path | None,
@@ -91,6 +97,8 @@ def command(
     num_classes: int | None,
     channel_multiple: int,
     as_json: bool,
+    show_space: bool,
+    target: str | None,
 ) -> None:
     """Show MODEL's prunable channel groups, droppable blocks, parameters and MACs."""
     import torch
@@ -99,6 +107,10 @@ def command(
     from edgeprune.graph import analyze
     from edgeprune.models import build_model
 
+    if target is not None:
+        from edgeprune.latency import load_profile
+
+        channel_multiple = load_profile(target).channel_multiple
     if channel_multiple < 1:
         raise ConfigError(f"--channel-multiple must be >= 1, got {channel_multiple}")
     shape = parse_input_shape(input_shape) if input_shape else None
@@ -110,8 +122,28 @@ def command(
     if shape is None:
         raise ConfigError(f"{model}: give --input-shape (C x H x W), the model does not declare one")
     analysis = analyze(loaded.model, torch.zeros(1, *shape), channel_multiple)
-    # (the search engineer's --space option renders the search space of this analysis here)
+    space = None
+    if show_space:
+        from edgeprune.space import SearchSpace
+
+        space = SearchSpace.from_analysis(analysis, channel_multiple)
     if as_json:
-        click.echo(json.dumps(_summary(analysis, model), indent=2))
-    else:
-        _print_tables(analysis, model)
+        summary = _summary(analysis, model)
+        if space is not None:
+            summary["space"] = {
+                "size": space.size,
+                "genes": [{"name": g, "kind": k, "levels": lv} for g, k, lv in space.describe()],
+            }
+        click.echo(json.dumps(summary, indent=2))
+        return
+    _print_tables(analysis, model)
+    if space is not None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"search space at channel multiple {channel_multiple}: {space.size:.4g} genomes")
+        for col in ("gene", "kind", "levels (channels or blocks kept)"):
+            table.add_column(col)
+        for row in space.describe():
+            table.add_row(*row)
+        Console().print(table)

@@ -16,13 +16,7 @@ from itertools import product
 from torch import nn
 
 from edgeprune.latency.kernels import KernelKey, extract_kernels
-
-
-def channel_levels(channels: int, multiple: int) -> tuple[int, ...]:
-    """Multiples of ``multiple`` below ``channels``, then ``channels`` (as the search space does)."""
-    if channels <= multiple:
-        return (channels,)
-    return (*range(multiple, channels, multiple), channels)
+from edgeprune.space import channel_levels
 
 
 def _is_cifar_resnet(model: nn.Module) -> bool:

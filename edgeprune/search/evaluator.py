@@ -97,7 +97,7 @@ class Evaluator:
     def build(self, plan: PruningPlan) -> nn.Module:
         """The pruned, BN-recalibrated network of ``plan`` (what the search scores)."""
         cfg = self.spec.search
-        pruned = apply_plan(self.model, plan, self.example)
+        pruned = apply_plan(self.model, plan, self.example, analysis=self.analysis)
         if plan.keep or plan.drop_blocks:
             recalibrate_bn(pruned, self.calib.x, batch_size=cfg.batch_size)
         if cfg.finetune_steps:
