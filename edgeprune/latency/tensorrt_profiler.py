@@ -20,27 +20,31 @@ from edgeprune.errors import ProfileError, RuntimeUnavailableError
 _INT8_RANGE = 4.0
 
 
-def _import_tensorrt() -> Any:
+def import_tensorrt() -> Any:
+    """The ``tensorrt`` module, or a :class:`RuntimeUnavailableError` saying how to get it
+    (shared with :mod:`edgeprune.runtime.tensorrt_rt`)."""
     try:
         import tensorrt as trt
     except ImportError:
         raise RuntimeUnavailableError(
-            "TensorRT is not installed: pip install 'edgeprune[tensorrt]' on the device (needs an NVIDIA GPU)"
+            "TensorRT is not installed: pip install 'edgeprune[tensorrt]' on a machine with an NVIDIA GPU "
+            "(on a Jetson it comes with JetPack)"
         ) from None
     return trt
 
 
-def _torch_cuda() -> Any:
+def torch_cuda() -> Any:
+    """``torch`` once a CUDA GPU is known to be visible (TensorRT buffers and events live there)."""
     import torch
 
     if not torch.cuda.is_available():
-        raise RuntimeUnavailableError("TensorRT profiling needs a CUDA GPU; torch sees none")
+        raise RuntimeUnavailableError("TensorRT needs a CUDA GPU, and none is visible to PyTorch")
     return torch
 
 
 def build_engine(onnx_bytes: bytes, precision: str, workspace_bytes: int = 1 << 30) -> bytes:
     """A serialized TensorRT engine of ``onnx_bytes`` at ``precision`` (fp32 / fp16 / int8)."""
-    trt = _import_tensorrt()
+    trt = import_tensorrt()
     logger = trt.Logger(trt.Logger.ERROR)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
@@ -72,8 +76,8 @@ class _Engine:
     """A deserialized engine, its execution context and torch CUDA buffers for every I/O tensor."""
 
     def __init__(self, engine_bytes: bytes):
-        trt = _import_tensorrt()
-        torch = _torch_cuda()
+        trt = import_tensorrt()
+        torch = torch_cuda()
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
@@ -104,13 +108,13 @@ class TensorRTTimer:
     """A :class:`~edgeprune.latency.profiler.KernelTimer` for TensorRT on this machine's GPU."""
 
     def __init__(self, precision: str = "fp16", warmup: int = 30, runs: int = 100):
-        _import_tensorrt()
-        _torch_cuda()
+        import_tensorrt()
+        torch_cuda()
         self.precision, self.warmup, self.runs = precision, warmup, runs
 
     def time_models_ms(self, models: list[bytes]) -> list[list[float]]:
         """Per-model GPU times (CUDA events, ms) of interleaved runs after warm-up."""
-        torch = _torch_cuda()
+        torch = torch_cuda()
         engines = [_Engine(build_engine(m, self.precision)) for m in models]
         stream = torch.cuda.Stream()
         samples: list[list[float]] = [[] for _ in engines]
@@ -130,8 +134,8 @@ class TensorRTTimer:
         return samples
 
     def info(self) -> dict[str, Any]:
-        trt = _import_tensorrt()
-        torch = _torch_cuda()
+        trt = import_tensorrt()
+        torch = torch_cuda()
         return {
             "device": torch.cuda.get_device_name(0),
             "runtime": "tensorrt",

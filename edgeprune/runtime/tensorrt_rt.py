@@ -18,32 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.errors import ConfigError, ExportError, RuntimeUnavailableError, VerificationError
+from edgeprune.errors import ConfigError, ExportError, VerificationError
+from edgeprune.latency.tensorrt_profiler import import_tensorrt, torch_cuda
 from edgeprune.runtime.base import register_runtime, run_in_chunks
 from edgeprune.runtime.benchmark import LatencyStats, benchmark_callable
 from edgeprune.runtime.onnxruntime_rt import check_input
 
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def import_tensorrt() -> Any:
-    """The ``tensorrt`` module, or a :class:`RuntimeUnavailableError` saying how to get it."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise RuntimeUnavailableError(
-            "TensorRT is not installed: pip install 'edgeprune[tensorrt]' on a machine with an NVIDIA GPU "
-            "(on a Jetson it comes with JetPack)"
-        ) from None
-    return trt
-
-
-def _cuda() -> Any:
-    import torch
-
-    if not torch.cuda.is_available():
-        raise RuntimeUnavailableError("TensorRT needs a CUDA GPU, and none is visible to PyTorch")
-    return torch
 
 
 def _cache_calibrator(trt: Any, cache: bytes) -> Any:
@@ -82,7 +63,7 @@ def build_engine(
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown TensorRT precision {precision!r} (use one of {', '.join(PRECISIONS)})")
     trt = import_tensorrt()
-    _cuda()
+    torch_cuda()
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
@@ -117,7 +98,7 @@ class TensorRTSession:
 
     def __init__(self, path: Path):
         trt = import_tensorrt()
-        torch = _cuda()
+        torch = torch_cuda()
         self.path = path
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         self._engine = runtime.deserialize_cuda_engine(path.read_bytes())
@@ -193,7 +174,7 @@ class TensorRTRuntime:
 
     def info(self) -> dict[str, Any]:
         trt = import_tensorrt()
-        torch = _cuda()
+        torch = torch_cuda()
         return {
             "runtime": self.name,
             "runtime_version": trt.__version__,
