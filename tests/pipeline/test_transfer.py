@@ -1,0 +1,149 @@
+"""`edgeprune compile --transfer`: a CIFAR-10 ResNet-20 backbone on a 6-class animal task built from
+../shared/data. The backbone saw all of CIFAR-10's training set, so the task's test split is taken from
+CIFAR-10's test.npz (images no part of this pipeline trained on)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from edgeprune.cli import main
+from edgeprune.config import DataConfig, ModelConfig
+from edgeprune.data import load_data
+from edgeprune.graph import PruningPlan, apply_plan
+from edgeprune.models import build_model, load_weights
+from edgeprune.pipeline.inputs import train_head
+
+ANIMALS = (2, 3, 4, 5, 6, 7)  # bird cat deer dog frog horse -> 0..5
+TINY = {
+    "search": {"generations": 1, "population": 6, "val_size": 120, "calib_batches": 2, "batch_size": 64},
+    "pretrain": {"epochs": 15, "lr": 0.05},
+    "finalize": {"epochs": 2, "baseline": False},
+    "ship": {"verify_images": 120},
+}
+
+
+def write_animal_task(shared: Path, out: Path, per_class_train: int, per_class_test: int) -> Path:
+    """train_animals.npz (from train_10k) and test_animals.npz (from test.npz), labels 0..5."""
+    out.mkdir(parents=True, exist_ok=True)
+    remap = np.full(10, -1)
+    remap[list(ANIMALS)] = np.arange(len(ANIMALS))
+    for split, src, per in (("train", "train_10k", per_class_train), ("test", "test", per_class_test)):
+        d = np.load(shared / "cifar10" / f"{src}.npz")
+        y = remap[d["y"]]
+        idx = np.concatenate([np.flatnonzero(y == c)[:per] for c in range(len(ANIMALS))])
+        classes = np.array([d["classes"][c] for c in ANIMALS])
+        np.savez(out / f"{split}_animals.npz", x=d["x"][idx], y=y[idx].astype(np.int64), classes=classes)
+    return out
+
+
+@pytest.fixture(scope="module")
+def animals(shared_data, tmp_path_factory) -> Path:
+    return write_animal_task(shared_data, tmp_path_factory.mktemp("animals"), 100, 40)
+
+
+@pytest.fixture(scope="module")
+def transfer_run(animals, pretrained, frozen_profiles, tmp_path_factory):
+    """One tiny transfer compile (module-shared: the tests below only read its run directory)."""
+    root = tmp_path_factory.mktemp("transfer")
+    cfg = root / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    out = root / "run"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGEPRUNE_PROFILES_DIR", str(frozen_profiles))
+    try:
+        rc = main(["compile", "resnet20", "--transfer", "--weights", str(pretrained["resnet20"]), "--head-hidden", "32",
+                   "--data", str(animals), "--config", str(cfg), "--out", str(out), "--quiet", "--seed", "1"])  # fmt: skip
+    finally:
+        mp.undo()
+    assert rc == 0
+    return out
+
+
+def test_transfer_compile_ships_verified_picks_with_a_frozen_backbone(transfer_run, animals):
+    out = transfer_run
+    stored = yaml.safe_load((out / "config.yaml").read_text())
+    assert stored["model"]["transfer"] is True and stored["model"]["weights"] is None
+    assert stored["model"]["backbone_weights"].endswith("resnet20-12fca82f.th")
+    data = load_data(DataConfig(source=str(animals), seed=1))
+    base = build_model(
+        ModelConfig(name="transfer:resnet20:32", num_classes=6, weights=out / "base" / "weights.pt")
+    )
+    base_model = base.model
+    example = torch.zeros(1, 3, 32, 32)
+    for pick in ("accurate", "knee", "fast"):
+        d = out / "picks" / pick
+        verify = json.loads((d / "verify.json").read_text())
+        checks = {c["name"]: c for c in verify["checks"]}
+        assert checks["fp32_max_abs_logit_diff"]["passed"] and checks["fp32_top1_agreement"]["passed"], pick
+        manifest = json.loads((d / "manifest.json").read_text())
+        assert manifest["model_name"] == "transfer:resnet20:32"
+        plan = PruningPlan.from_json((d / "plan.json").read_text())
+        model = apply_plan(base_model, plan, example)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        load_weights(model, d / "weights.pt")
+        after = model.state_dict()
+        # finalize trained the kept head neurons only: every backbone weight is the pruned pretrained one
+        conv_keys = [k for k in after if k.startswith("backbone.") and k.endswith("conv1.weight")]
+        assert conv_keys and all(torch.equal(before[k], after[k]) for k in conv_keys)
+        bn_weights = [k for k in after if k.startswith("backbone.") and ".bn" in k and k.endswith("weight")]
+        assert all(torch.equal(before[k], after[k]) for k in bn_weights)
+        assert not torch.equal(before["head.2.weight"], after["head.2.weight"])
+        assert model.head[0].out_features == plan.keep.get("head.0", 32)
+    # the new head learned the task on frozen features: well above chance (1/6) on held-out test images
+    with torch.no_grad():
+        acc = (base_model(data.test.x).argmax(1) == data.test.y).float().mean().item()
+    assert acc > 0.6
+
+
+def test_transfer_pick_rebuilds_from_its_directory(transfer_run):
+    from edgeprune.export.manifest import read_manifest
+    from edgeprune.verify.rebuild import rebuild_torch_model
+
+    d = transfer_run / "picks" / "knee"
+    model = rebuild_torch_model(d, read_manifest(d))
+    assert model is not None and type(model).__name__ == "TransferNet"
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 6)
+
+
+def test_train_head_changes_only_the_head(animals, pretrained):
+    data = load_data(DataConfig(source=str(animals)))
+    cfg = ModelConfig(
+        name="resnet20", transfer=True, head_hidden=16, num_classes=6, backbone_weights=pretrained["resnet20"]
+    )
+    net = build_model(cfg).model
+    backbone_before = {k: v.clone() for k, v in net.backbone.state_dict().items()}
+    head_before = net.head[0].weight.clone()
+    train_head(net, data.train.x, data.train.y, epochs=5, lr=0.05, batch_size=64, seed=0)
+    assert all(
+        torch.equal(v, net.backbone.state_dict()[k]) for k, v in backbone_before.items()
+    )  # incl. BN stats
+    assert not torch.equal(head_before, net.head[0].weight)
+    assert not net.training
+
+
+def test_transfer_without_weights_is_one_line(animals, tmp_path, capsys):
+    rc = main(
+        ["compile", "resnet20", "--transfer", "--data", str(animals), "--out", str(tmp_path / "r"), "--quiet"]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and err == ["edgeprune: error: --transfer needs a pretrained backbone: pass --weights"]
+    assert not (tmp_path / "r").exists()
+
+
+def test_transfer_with_another_familys_weights_is_one_line(animals, pretrained, tmp_path, capsys):
+    rc = main(["compile", "resnet20", "--transfer", "--weights", str(pretrained["resnet56"]), "--data", str(animals),
+               "--out", str(tmp_path / "r"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "'layer1.3.conv1.weight'" in err[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_head_options_need_transfer(animals, tmp_path, capsys):
+    rc = main(
+        ["compile", "resnet20", "--head-hidden", "8", "--data", str(animals), "--out", str(tmp_path / "r")]
+    )
+    assert rc != 0 and capsys.readouterr().err.strip() == "edgeprune: error: --head-hidden needs --transfer"
