@@ -216,15 +216,14 @@ def _transfer_kernels(inputs: Inputs) -> list[Any]:
     p = inputs.profile
     keys = dict.fromkeys(enumerate_kernels(net.backbone, shape, p.channel_multiple, p.precision))
     base = extract_kernels(net, shape, p.precision)
-    gap = next(k for k in base if k.op == "gap_linear")
-    for i, k in enumerate(base):
-        if k.op not in ("gap_linear", "linear"):
-            continue
+    heads = [(i, k) for i, k in enumerate(base) if k.op in ("gap_linear", "linear")]
+    gap = heads[0][1]
+    for j, (i, k) in enumerate(heads):
         couts = (k.cout,) if i == len(base) - 1 else channel_levels(k.cout, p.channel_multiple)
         # the kernel extractor labels a Linear "gap_linear" whenever its inputs equal the last feature
-        # map's channels, also the head's second Linear: both labels are measured
-        variants = {k, replace(gap, cin=k.cin, cout=k.cout)}
-        for v, cin, cout in product(variants, channel_levels(k.cin, p.channel_multiple), couts):
+        # map's channels, the head's second Linear too: both of its labels are measured
+        labels = {k} if j == 0 else {replace(gap, cin=k.cin, cout=k.cout), replace(k, op="linear", h=1, w=1)}
+        for v, cin, cout in product(labels, channel_levels(k.cin, p.channel_multiple), couts):
             keys.setdefault(v.with_channels(cin, 0, cout), None)
     return list(keys)
 
