@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from edgeprune.errors import VerificationError
+
 
 @click.command("ensemble")
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -24,6 +26,8 @@ def command(run_dir: Path, size: int, tolerance: float, as_json: bool) -> None:
     result = ensemble_run(run_dir, size, Reporter() if as_json else RichReporter(), tolerance=tolerance)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
+        if not result["verified"]:
+            raise VerificationError(f"the ensemble failed verification (details: {run_dir / 'ensemble' / 'verify.json'})")
         return
     for m in result["members"]:
         click.echo(
@@ -35,3 +39,5 @@ def command(run_dir: Path, size: int, tolerance: float, as_json: bool) -> None:
         f"{'verified' if result['verified'] else 'VERIFY FAILED'}"
     )
     click.echo(f"written to {run_dir / 'ensemble'}")
+    if not result["verified"]:
+        raise VerificationError(f"the ensemble failed verification (details: {run_dir / 'ensemble' / 'verify.json'})")
