@@ -34,17 +34,13 @@ class TransferNet(nn.Module):
     ):
         super().__init__()
         self.backbone = backbone
-        self.head = nn.Sequential(
-            nn.utils.skip_init(nn.Linear, features, hidden),
-            nn.ReLU(),
-            nn.utils.skip_init(nn.Linear, hidden, num_classes),
-        )
-        self.dropped_classifier = (
-            dropped  # the backbone's old classifier, e.g. "linear" (ignored when loading)
-        )
+        hidden_layer = nn.utils.skip_init(nn.Linear, features, hidden)  # no global RNG: seeded below
+        out_layer = nn.utils.skip_init(nn.Linear, hidden, num_classes)
+        self.head = nn.Sequential(hidden_layer, nn.ReLU(), out_layer)
+        self.dropped_classifier = dropped  # the old classifier, e.g. "linear" (ignored when loading)
         self.backbone_frozen = False
         gen = torch.Generator().manual_seed(int(seed))
-        for layer in (self.head[0], self.head[2]):
+        for layer in (hidden_layer, out_layer):
             nn.init.kaiming_uniform_(layer.weight, a=5**0.5, generator=gen)  # torch's nn.Linear default
             bound = 1.0 / layer.in_features**0.5
             with torch.no_grad():
@@ -170,4 +166,7 @@ def head_hidden_kept(net: nn.Module) -> int:
     """Active hidden neurons of a (possibly pruned) transfer head."""
     if not isinstance(net, TransferNet):
         raise ConfigError(f"not a transfer network: {type(net).__name__}")
-    return int(net.head[0].out_features)
+    hidden = net.head[0]
+    if not isinstance(hidden, nn.Linear):
+        raise ConfigError("a transfer head starts with an nn.Linear")
+    return int(hidden.out_features)

@@ -214,7 +214,8 @@ def _transfer_kernels(inputs: Inputs) -> list[Any]:
 
     net, shape = inputs.loaded.model, inputs.data.input_shape
     p = inputs.profile
-    keys = dict.fromkeys(enumerate_kernels(net.backbone, shape, p.channel_multiple, p.precision))
+    backbone = net.get_submodule("backbone")
+    keys = dict.fromkeys(enumerate_kernels(backbone, shape, p.channel_multiple, p.precision))
     base = extract_kernels(net, shape, p.precision)
     heads = [(i, k) for i, k in enumerate(base) if k.op in ("gap_linear", "linear")]
     gap = heads[0][1]
