@@ -1,6 +1,6 @@
 """`edgeprune compile --transfer`: a CIFAR-10 ResNet-20 backbone on a 6-class animal task built from
-../shared/data. The backbone saw all of CIFAR-10's training set, so the task's test split is taken from
-CIFAR-10's test.npz (images no part of this pipeline trained on)."""
+../shared/data. The backbone saw all of CIFAR-10's training set, so every split of the task comes from
+CIFAR-10's test.npz (disjoint halves): images the backbone never trained on."""
 
 import json
 from pathlib import Path
@@ -27,15 +27,17 @@ TINY = {
 
 
 def write_animal_task(shared: Path, out: Path, per_class_train: int, per_class_test: int) -> Path:
-    """train_animals.npz (from train_10k) and test_animals.npz (from test.npz), labels 0..5."""
+    """train_animals.npz and test_animals.npz, labels 0..5, both from CIFAR-10's test.npz (1000 images
+    per class; train from the first 500 of each class, test from the last 500): images the backbone
+    never trained on, in every split."""
     out.mkdir(parents=True, exist_ok=True)
     remap = np.full(10, -1)
     remap[list(ANIMALS)] = np.arange(len(ANIMALS))
-    for split, src, per in (("train", "train_10k", per_class_train), ("test", "test", per_class_test)):
-        d = np.load(shared / "cifar10" / f"{src}.npz")
-        y = remap[d["y"]]
-        idx = np.concatenate([np.flatnonzero(y == c)[:per] for c in range(len(ANIMALS))])
-        classes = np.array([d["classes"][c] for c in ANIMALS])
+    d = np.load(shared / "cifar10" / "test.npz")
+    y = remap[d["y"]]
+    classes = np.array([d["classes"][c] for c in ANIMALS])
+    for split, start, per in (("train", 0, per_class_train), ("test", 500, per_class_test)):
+        idx = np.concatenate([np.flatnonzero(y == c)[start : start + per] for c in range(len(ANIMALS))])
         np.savez(out / f"{split}_animals.npz", x=d["x"][idx], y=y[idx].astype(np.int64), classes=classes)
     return out
 
