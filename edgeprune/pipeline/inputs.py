@@ -59,7 +59,10 @@ def validate_inputs(cfg: CompileConfig) -> Inputs:
     # transfer mode: the run's model name becomes transfer:BACKBONE:H, so any build_model(name) rebuilds it
     if model_cfg.transfer:
         model_cfg = model_cfg.model_copy(update={"name": transfer_spec(model_cfg)})
-    loaded = build_model(model_cfg)
+    # a network trained from scratch (the default job) starts from seeded weights: same seed, same run
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.search.seed)
+        loaded = build_model(model_cfg)
     if loaded.num_classes and loaded.num_classes != data.num_classes:
         raise DataError(
             f"the model predicts {loaded.num_classes} classes but the data has {data.num_classes}"
