@@ -124,7 +124,7 @@ def finalize_stage(
             recalibrate_bn(model, d.calib.x)
         acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
         model = _finetune_copy(model, inputs, base)
-        acc = evaluate_accuracy(model, d.test.x, d.test.y)
+        acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before
         folder = run.root / "finalize" / name if plan is None else run.pick(name)
         write_bytes_atomic(folder / "weights.pt", _state_bytes(model))
         if plan is not None:
