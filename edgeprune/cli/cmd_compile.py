@@ -52,19 +52,31 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory. Default: runs/default."
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
-@click.option("--generations", type=int)
-@click.option("--population", type=int)
-@click.option("--seed", type=int)
+@click.option("--generations", type=int, help="Search generations (search.generations).")
+@click.option("--population", type=int, help="Population size per generation (search.population).")
+@click.option("--seed", type=int, help="Seed of the search and the data splits: same seed, same front.")
 @click.option(
     "--workers", type=int, help="Worker processes for evaluation (the front does not depend on it)."
 )
-@click.option("--strategy", type=click.Choice(["nsga3", "bilevel"]))
+@click.option(
+    "--strategy",
+    type=click.Choice(["nsga3", "bilevel"]),
+    help="Flat NSGA-III (default) or bi-level co-evolution.",
+)
 @click.option(
     "--objectives", help="Comma-separated, e.g. error,params,latency or error,params,latency,robustness."
 )
-@click.option("--executor", type=click.Choice(["local", "ray"]))
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    help="Where evaluations run (ray: pip install 'edgeprune[ray]').",
+)
 @click.option("--address", help="Ray cluster address for --executor ray.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "int8"]))
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "fp16", "int8"]),
+    help="Shipped precision (auto: the target's).",
+)
 @click.option("--finetune-epochs", type=int, help="Fine-tuning epochs per pick.")
 @click.option(
     "--distill/--no-distill", default=None, help="Knowledge distillation from the original network."
@@ -77,9 +89,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     "classifier becomes a sparse FC head whose neurons are genes. The backbone stays frozen.",
 )
 @click.option("--head-hidden", type=int, help="Hidden neurons of the --transfer head (default 64).")
-@click.option(
-    "--head-epochs", type=int, help="Epochs training the new --transfer head before the search."
-)
+@click.option("--head-epochs", type=int, help="Epochs training the new --transfer head before the search.")
 @click.option(
     "--config",
     "config_file",
