@@ -102,33 +102,12 @@ def build_transfer_net(
 def load_backbone_weights(net: TransferNet, path: str | Path) -> TransferNet:
     """Load a pretrained network's weights into ``net.backbone``: its old classifier's entries are
     ignored, every other key must match (the error names the first offending parameter)."""
-    from edgeprune.models.weights import read_state_dict
+    from edgeprune.models.weights import load_state_into, read_state_dict
 
     path = Path(path)
     dropped = net.dropped_classifier + "."
     state = {k: v for k, v in read_state_dict(path).items() if not k.startswith(dropped)}
-    own = net.backbone.state_dict()
-    for name, tensor in own.items():
-        if name not in state:
-            if name.endswith("num_batches_tracked"):
-                state[name] = tensor
-                continue
-            raise ModelLoadError(
-                f"backbone weights {path} have no parameter {name!r} (expected shape {tuple(tensor.shape)}); "
-                "are they weights of a different family?"
-            )
-        if tuple(state[name].shape) != tuple(tensor.shape):
-            raise ModelLoadError(
-                f"backbone parameter {name!r}: {path} has shape {tuple(state[name].shape)}, "
-                f"the backbone expects {tuple(tensor.shape)}"
-            )
-    unexpected = [k for k in state if k not in own]
-    if unexpected:
-        raise ModelLoadError(
-            f"backbone weights {path} have parameter {unexpected[0]!r} the backbone does not have; "
-            "are they weights of a different family?"
-        )
-    net.backbone.load_state_dict(state, strict=True)
+    load_state_into(net.backbone, state, path, hint="are they weights of a different family?")
     return net
 
 

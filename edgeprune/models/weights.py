@@ -55,16 +55,23 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load ``path`` into ``model`` in place (strict, ``num_batches_tracked`` optional) and return it."""
-    state = read_state_dict(path)
-    own = model.state_dict()
+def load_state_into(module: nn.Module, state: dict[str, torch.Tensor], path: str | Path, hint: str = "") -> nn.Module:
+    """Load ``state`` (read from ``path``) into ``module`` strictly, ``num_batches_tracked`` optional.
+
+    A missing key, a shape mismatch or an unexpected key raises :class:`ModelLoadError` naming the
+    first offending parameter (``hint`` is appended to the missing/unexpected messages).
+    """
+    tail = f"; {hint}" if hint else ""
+    own = module.state_dict()
+    state = dict(state)
     for name, tensor in own.items():
         if name not in state:
             if name.endswith("num_batches_tracked"):
                 state[name] = tensor
                 continue
-            raise ModelLoadError(f"weights file {path} has no parameter {name!r} (expected shape {tuple(tensor.shape)})")
+            raise ModelLoadError(
+                f"weights file {path} has no parameter {name!r} (expected shape {tuple(tensor.shape)}){tail}"
+            )
         if tuple(state[name].shape) != tuple(tensor.shape):
             raise ModelLoadError(
                 f"parameter {name!r}: weights file has shape {tuple(state[name].shape)}, "
@@ -72,6 +79,11 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
             )
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise ModelLoadError(f"weights file {path} has parameter {unexpected[0]!r} the model does not have")
-    model.load_state_dict(state, strict=True)
-    return model
+        raise ModelLoadError(f"weights file {path} has parameter {unexpected[0]!r} the model does not have{tail}")
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load ``path`` into ``model`` in place (strict, ``num_batches_tracked`` optional) and return it."""
+    return load_state_into(model, read_state_dict(path), path)
