@@ -121,7 +121,8 @@ def finalize_stage(
             model = build_model(base_model_config(inputs, run)).model
         else:
             model = apply_plan(base, plan, example)
-            recalibrate_bn(model, d.calib.x)
+            if plan.keep or plan.drop_blocks:  # an unpruned pick keeps its trained statistics
+                recalibrate_bn(model, d.calib.x)
         acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
         model = _finetune_copy(model, inputs, base)
         acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before
