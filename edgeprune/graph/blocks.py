@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from edgeprune.graph.tracing import forward_with_hooks
+
 _PASS_THROUGH = {"ReluBackward0", "HardtanhBackward0", "SiluBackward0", "GeluBackward0", "HardswishBackward0"}
 _ADDS = {"AddBackward0", "AddBackward1"}
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -67,15 +69,7 @@ def find_residual_blocks(model: nn.Module, example_input: torch.Tensor) -> list[
     for name, m in candidates.items():
         hooks.append(m.register_forward_pre_hook(pre_hook(name)))
         hooks.append(m.register_forward_hook(post_hook(name)))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.enable_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    forward_with_hooks(model, example_input, hooks, grad=True)
     blocks: list[str] = []
     for name in candidates:
         if any(name.startswith(b + ".") for b in blocks):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from edgeprune.graph.tracing import forward_with_hooks
 from edgeprune.models.cifar_resnet import EmbedShortcut
 
 _COSTED = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, EmbedShortcut)
@@ -94,15 +95,7 @@ def layer_costs(model: nn.Module, example_input: torch.Tensor) -> list[LayerCost
     for name, m in model.named_modules():
         if isinstance(m, _COSTED):
             hooks.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example_input)
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
+    forward_with_hooks(model, example_input, hooks, grad=False)
     return [costs[n] for n in order if n in costs]
 
 
