@@ -1,6 +1,6 @@
 """ResNet-56 at 30% uniform channel pruning: test accuracy with and without BatchNorm recalibration.
 
-    python benchmarks/bn_recalibration.py     # writes benchmarks/results/bn_recalibration.json
+python benchmarks/bn_recalibration.py     # writes benchmarks/results/bn_recalibration.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ SHARED = (ROOT / ".." / "shared" / "data").resolve()
 def main() -> None:
     t0 = time.time()
     data = load_data(DataConfig(source=str(SHARED / "cifar10")))
-    model = build_model(ModelConfig(name="resnet56", weights=SHARED / "pretrained" / "resnet56-4bfd9763.th")).model
+    model = build_model(
+        ModelConfig(name="resnet56", weights=SHARED / "pretrained" / "resnet56-4bfd9763.th")
+    ).model
     example = torch.zeros(1, 3, 32, 32)
     analysis = analyze(model, example, channel_multiple=1)
     plan = uniform_plan(analysis, 0.3, channel_multiple=1)

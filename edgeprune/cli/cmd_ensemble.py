@@ -27,7 +27,9 @@ def command(run_dir: Path, size: int, tolerance: float, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
         if not result["verified"]:
-            raise VerificationError(f"the ensemble failed verification (details: {run_dir / 'ensemble' / 'verify.json'})")
+            raise VerificationError(
+                f"the ensemble failed verification (details: {run_dir / 'ensemble' / 'verify.json'})"
+            )
         return
     for m in result["members"]:
         click.echo(
@@ -40,4 +42,6 @@ def command(run_dir: Path, size: int, tolerance: float, as_json: bool) -> None:
     )
     click.echo(f"written to {run_dir / 'ensemble'}")
     if not result["verified"]:
-        raise VerificationError(f"the ensemble failed verification (details: {run_dir / 'ensemble' / 'verify.json'})")
+        raise VerificationError(
+            f"the ensemble failed verification (details: {run_dir / 'ensemble' / 'verify.json'})"
+        )

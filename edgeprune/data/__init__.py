@@ -84,7 +84,9 @@ def _stats(cfg: DataConfig, raw: RawSource) -> tuple[tuple[float, ...], tuple[fl
         mean = tuple(round(float(v), 4) for v in pix.mean(0))
         std = tuple(round(float(v), 4) for v in pix.std(0))
     if len(mean) != channels or len(std) != channels:
-        raise DataError(f"normalisation has {len(mean)} mean / {len(std)} std values but the images have {channels} channels")
+        raise DataError(
+            f"normalisation has {len(mean)} mean / {len(std)} std values but the images have {channels} channels"
+        )
     return tuple(mean), tuple(std)
 
 

@@ -47,7 +47,9 @@ def _check_split(split: RawSplit, where: str, num_classes: int | None) -> RawSpl
     if not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
     if y.min() < 0 or (num_classes is not None and y.max() >= num_classes):
-        raise DataError(f"{where}: label {int(y.max() if y.min() >= 0 else y.min())} is out of range 0..{(num_classes or 1) - 1}")
+        raise DataError(
+            f"{where}: label {int(y.max() if y.min() >= 0 else y.min())} is out of range 0..{(num_classes or 1) - 1}"
+        )
     return RawSplit(np.ascontiguousarray(x), y.astype(np.int64))
 
 
@@ -57,13 +59,17 @@ def read_npz(path: Path) -> tuple[RawSplit, tuple[str, ...] | None]:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("x", "y") if k not in f.files]
             if missing:
-                raise DataError(f"{path}: npz has no array {missing[0]!r} (expected x (N,H,W,C uint8) and y (N,))")
+                raise DataError(
+                    f"{path}: npz has no array {missing[0]!r} (expected x (N,H,W,C uint8) and y (N,))"
+                )
             x, y = f["x"], f["y"]
             classes = tuple(str(c) for c in f["classes"]) if "classes" in f.files else None
     except FileNotFoundError:
         raise DataError(f"data file not found: {path}") from None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
-        raise DataError(f"{path}: not a readable npz file ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+        raise DataError(
+            f"{path}: not a readable npz file ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+        ) from None
     if x.ndim == 3:  # (N, H, W): grayscale without channel axis
         x = x[..., None]
     split = _check_split(RawSplit(x, y), str(path), len(classes) if classes else None)
@@ -79,7 +85,9 @@ def read_digits() -> RawSource:
     return RawSource(RawSplit(x, d.target.astype(np.int64)), None, tuple(str(i) for i in range(10)), "digits")
 
 
-def _read_image_folder(root: Path, classes: tuple[str, ...] | None, size: tuple[int, int] | None) -> tuple[RawSplit, tuple[str, ...]]:
+def _read_image_folder(
+    root: Path, classes: tuple[str, ...] | None, size: tuple[int, int] | None
+) -> tuple[RawSplit, tuple[str, ...]]:
     from PIL import Image, UnidentifiedImageError
 
     found = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
@@ -121,7 +129,9 @@ def read_source(source: str, size: tuple[int, int] | None = None) -> RawSource:
         return read_digits()
     path = Path(source)
     if not path.exists():
-        raise DataError(f"data not found: {path} (give 'digits', an .npz file, a directory of train/test .npz, or an image folder)")
+        raise DataError(
+            f"data not found: {path} (give 'digits', an .npz file, a directory of train/test .npz, or an image folder)"
+        )
     if path.is_file():
         split, classes = read_npz(path)
         return RawSource(split, None, classes or _default_classes(split), path.stem)
@@ -134,7 +144,9 @@ def read_source(source: str, size: tuple[int, int] | None = None) -> RawSource:
             test, test_classes = read_npz(tests[0])
             classes = classes or test_classes
             if train.x.shape[1:] != test.x.shape[1:]:
-                raise DataError(f"{path}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}")
+                raise DataError(
+                    f"{path}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}"
+                )
         classes = classes or _default_classes(train)
         return RawSource(train, test, classes, path.name)
     if (path / "train").is_dir():

@@ -1,11 +1,15 @@
 """Latency of a whole (pruned) network = the sum of its kernels + a measured per-network overhead.
 
 The overhead is the runtime's empty-call time ``e``. When ``edgeprune profile`` also measured the
-unpruned network of a family end to end (time ``T`` with ``n`` kernels summing to ``K``), the part the
-kernels in context do not see, ``T − K − e`` (graph-end copies, layout reorders, functional pooling,
-per-node dispatch the in-context difference misses), is spread over the kernels: a network of that
-family with ``m`` kernels gets ``e + (T − K − e)·m/n``, so the unpruned network is predicted exactly.
-A network's family is recognised by its first kernel (the one reading the input).
+unpruned network of a family end to end (time ``T`` with ``n`` kernels summing to ``K``), ``T − K``
+holds what the kernels in context do not see (graph-end copies, layout reorders, functional pooling,
+per-node dispatch the in-context difference misses, and the cache pressure of a larger network). Each
+profiled network is a point ``(n, T − K)`` of its family's curve, anchored at ``(0, e)``; a network of
+that family with ``m`` kernels gets the curve at ``m`` (linear between the profiled depths that bound
+it, proportional beyond the deepest), so every profiled network is predicted exactly. A network's
+family is recognised by its first kernel (the one reading the input): ResNet-20 … ResNet-110 share
+one family and each profiled depth adds a point — a pruned ResNet-56 with its blocks cut to 15 is
+given the overhead measured between ResNet-20 and ResNet-32, not ResNet-56's scaled down.
 
 A measured predictor looks each kernel up in the target's table; a channel count between measured
 points is interpolated linearly in MACs between the nearest entries of the same kernel family that
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 from torch import nn
@@ -76,6 +81,7 @@ class LatencyPredictor:
         self.note = note
         self._table = table
         self._cache: dict[KernelKey, float] = {}
+        self._net_overhead: dict[KernelKey, list[tuple[int, float]]] = {}
         self._families: dict[tuple[Any, ...], list[tuple[tuple[int, int, int], int, float]]] = defaultdict(
             list
         )
@@ -89,11 +95,7 @@ class LatencyPredictor:
                     "latency table has no empty-call overhead entry; re-run `edgeprune profile`"
                 )
             self.overhead_ms = ov.median_ms
-            self._net_overhead = {
-                k.with_channels(k.cin, 0, 0): (e.median_ms, k.cout)
-                for k, e in table.entries.items()
-                if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0
-            }
+            self._net_overhead = _net_overhead_curves(table, self.overhead_ms)
         else:
             assert estimate is not None
             self._roofline = Roofline(
@@ -105,7 +107,6 @@ class LatencyPredictor:
                 estimate.bytes_per_value,
             )
             self.overhead_ms = estimate.call_overhead_ms
-            self._net_overhead = {}
 
     def covers_family(self, key: KernelKey) -> bool:
         """Whether a key's family is in the table (always true for an estimate)."""
@@ -140,15 +141,37 @@ class LatencyPredictor:
         """Latency of a network given its kernels (fast path: dictionary lookups)."""
         overhead = self.overhead_ms
         if kernels:
-            net = self._net_overhead.get(network_overhead_key(kernels[0]))
-            if net is not None:
-                residual_ms, n = net
-                overhead = max(self.overhead_ms + (residual_ms - self.overhead_ms) * len(kernels) / n, 0.0)
+            curve = self._net_overhead.get(network_overhead_key(kernels[0]))
+            if curve is not None:
+                overhead = _on_curve(curve, len(kernels))
         return overhead + sum(self.kernel_ms(k) for k in kernels)
 
     def predict_ms(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
         """Latency of ``model`` at batch 1 on the target (traces it once)."""
         return self.predict_kernels_ms(extract_kernels(model, input_shape, self.precision))
+
+
+def _net_overhead_curves(table: LatencyTable, empty_ms: float) -> dict[KernelKey, list[tuple[int, float]]]:
+    """Per family, the overhead of its unpruned networks by kernel count, anchored at (0, empty call).
+
+    Networks of one family share their input kernel (ResNet-20 … ResNet-110 all start with the same
+    stem), so each profiled depth is one point ``(n kernels, T − K)`` of the family's curve.
+    """
+    curves: dict[KernelKey, list[tuple[int, float]]] = defaultdict(lambda: [(0, empty_ms)])
+    for k, e in table.entries.items():
+        if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0:
+            curves[k.with_channels(k.cin, 0, 0)].append((k.cout, e.median_ms))
+    return {key: sorted(points) for key, points in curves.items()}
+
+
+def _on_curve(points: list[tuple[int, float]], m: int) -> float:
+    """The overhead of an ``m``-kernel network: linear between the profiled depths that bound ``m``,
+    proportional to ``m`` beyond the deepest one (never below zero)."""
+    for (n0, r0), (n1, r1) in pairwise(points):
+        if m <= n1:
+            return max(r0 + (r1 - r0) * (m - n0) / (n1 - n0), 0.0)
+    (n0, r0), (n1, r1) = points[0], points[-1]
+    return max(r0 + (r1 - r0) * (m - n0) / (n1 - n0), 0.0)
 
 
 def _estimate_predictor(profile: HardwareProfile, note: str) -> LatencyPredictor:

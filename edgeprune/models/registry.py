@@ -102,7 +102,9 @@ def _torchvision(name: str, num_classes: int) -> nn.Module:
     try:
         return tvm.get_model(name, weights=None, num_classes=num_classes)
     except (TypeError, ValueError) as err:
-        raise ModelLoadError(f"torchvision:{name} cannot be built with {num_classes} classes: {err}") from None
+        raise ModelLoadError(
+            f"torchvision:{name} cannot be built with {num_classes} classes: {err}"
+        ) from None
 
 
 def _factory(spec: str, num_classes: int | None) -> nn.Module:

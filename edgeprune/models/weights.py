@@ -55,7 +55,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_state_into(module: nn.Module, state: dict[str, torch.Tensor], path: str | Path, hint: str = "") -> nn.Module:
+def load_state_into(
+    module: nn.Module, state: dict[str, torch.Tensor], path: str | Path, hint: str = ""
+) -> nn.Module:
     """Load ``state`` (read from ``path``) into ``module`` strictly, ``num_batches_tracked`` optional.
 
     A missing key, a shape mismatch or an unexpected key raises :class:`ModelLoadError` naming the
@@ -79,7 +81,9 @@ def load_state_into(module: nn.Module, state: dict[str, torch.Tensor], path: str
             )
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise ModelLoadError(f"weights file {path} has parameter {unexpected[0]!r} the model does not have{tail}")
+        raise ModelLoadError(
+            f"weights file {path} has parameter {unexpected[0]!r} the model does not have{tail}"
+        )
     module.load_state_dict(state, strict=True)
     return module
 

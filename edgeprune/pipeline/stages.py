@@ -76,7 +76,9 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
 
 def base_model_config(inputs: Inputs, run: RunDir) -> ModelConfig:
     """The run's base network (its own copy of the weights); keeps the transfer-mode fields."""
-    return inputs.cfg.model.model_copy(update={"num_classes": inputs.loaded.num_classes, "weights": run.base_weights})
+    return inputs.cfg.model.model_copy(
+        update={"num_classes": inputs.loaded.num_classes, "weights": run.base_weights}
+    )
 
 
 def _finetune_copy(

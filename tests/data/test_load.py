@@ -24,7 +24,9 @@ def test_cifar_directory_uses_its_test_split(shared_data):
     assert b.classes[0] == "airplane" and b.mean == IMAGENET_MEAN
     # the test file is sorted by class; the split is shuffled (seeded) so any head is a fair sample
     assert len(set(b.test.y[:200].tolist())) == 10 and len(b.calib) == 512
-    assert sorted(b.test.y.tolist()) == sorted(load_data(DataConfig(source=str(shared_data / "cifar10"), seed=1)).test.y.tolist())
+    assert sorted(b.test.y.tolist()) == sorted(
+        load_data(DataConfig(source=str(shared_data / "cifar10"), seed=1)).test.y.tolist()
+    )
 
 
 def _npz(tmp_path, **arrays):
@@ -39,7 +41,14 @@ def _npz(tmp_path, **arrays):
         ({"x": np.zeros((4, 8, 8, 3), np.uint8)}, "no array 'y'"),
         ({"x": np.zeros((4, 8, 8, 3), np.float32), "y": np.zeros(4, np.int64)}, "uint8"),
         ({"x": np.zeros((4, 8, 8, 3), np.uint8), "y": np.zeros(5, np.int64)}, "labels must have shape"),
-        ({"x": np.zeros((4, 8, 8, 3), np.uint8), "y": np.array([0, 1, 2, 9]), "classes": np.array(["a", "b"])}, "out of range"),
+        (
+            {
+                "x": np.zeros((4, 8, 8, 3), np.uint8),
+                "y": np.array([0, 1, 2, 9]),
+                "classes": np.array(["a", "b"]),
+            },
+            "out of range",
+        ),
         ({"x": np.zeros((4, 8), np.uint8), "y": np.zeros(4, np.int64)}, "shape (N, H, W, C)"),
     ],
 )
@@ -65,7 +74,9 @@ def test_image_folder(tmp_path):
     for cls in ("cat", "dog"):
         (tmp_path / cls).mkdir()
         for i in range(6):
-            Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(tmp_path / cls / f"{i}.png")
+            Image.fromarray(rng.integers(0, 255, (12, 10, 3), dtype=np.uint8)).save(
+                tmp_path / cls / f"{i}.png"
+            )
     b = load_data(DataConfig(source=str(tmp_path), input_size=(16, 16)))
     assert b.classes == ("cat", "dog") and b.input_shape == (3, 16, 16)
     assert len(b.train) + len(b.val) + len(b.test) == 12

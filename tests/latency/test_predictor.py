@@ -7,7 +7,7 @@ import pytest
 from edgeprune.errors import ProfileError
 from edgeprune.latency import LatencyPredictor, LatencyTable, extract_kernels, load_profile, predictor_for
 from edgeprune.latency.kernels import KernelKey
-from edgeprune.latency.predictor import overhead_key
+from edgeprune.latency.predictor import network_overhead_key, overhead_key
 from edgeprune.models.cifar_resnet import cifar_resnet
 
 PROV = {
@@ -42,6 +42,25 @@ def test_sum_of_kernels_plus_overhead_and_interpolation():
         pred.kernel_ms(a.with_channels(64, 80, 64))  # above every measured point: never extrapolated
     with pytest.raises(ProfileError, match="no entries around"):
         pred.kernel_ms(KernelKey("conv", 4, 4, 8, 0, 8))
+
+
+def test_family_overhead_is_a_curve_over_the_profiled_depths():
+    """ResNet-20 and ResNet-56 share a stem: each profiled depth is a point, none overwrites another."""
+    stem = KernelKey("conv", 32, 32, 3, 0, 16, variant="input")
+    block = KernelKey("cifar_block", 32, 32, 16, 16, 16)
+    t = _table({stem: 0.005, block: 0.02})
+    for n, residual in ((11, 0.02), (29, 0.11)):
+        t.add_pass(network_overhead_key(stem, n), residual, residual, residual, 1)
+    pred = LatencyPredictor("measured", "fp32", table=t)
+
+    def overhead(m: int) -> float:
+        return pred.predict_kernels_ms([stem] + [block] * (m - 1)) - 0.005 - 0.02 * (m - 1)
+
+    assert overhead(11) == pytest.approx(0.02)  # each profiled network is predicted exactly
+    assert overhead(29) == pytest.approx(0.11)
+    assert overhead(20) == pytest.approx(0.02 + 0.09 * 9 / 18)  # between the depths that bound it
+    assert overhead(5) == pytest.approx(0.01 + 0.01 * 5 / 11)  # between the empty call and ResNet-20
+    assert overhead(58) == pytest.approx(0.01 + 0.10 * 58 / 29)  # proportional beyond the deepest
 
 
 def test_host_table_predicts_resnets_fast_and_ordered(make_pruned_resnet):

@@ -11,7 +11,10 @@ from edgeprune.models.cifar_resnet import EmbedShortcut
 
 def test_families_cover_the_cifar_resnets():
     assert {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "digits-resnet"} <= set(families())
-    params = {n: sum(p.numel() for p in build_model(ModelConfig(name=n)).model.parameters()) for n in ("resnet20", "resnet56")}
+    params = {
+        n: sum(p.numel() for p in build_model(ModelConfig(name=n)).model.parameters())
+        for n in ("resnet20", "resnet56")
+    }
     assert params == {"resnet20": 269722, "resnet56": 853018}
 
 
@@ -58,7 +61,10 @@ def test_unsafe_pickle_is_refused_not_run(tmp_path, capsys):
 
 
 def test_mismatches_name_the_parameter(tmp_path, pretrained):
-    with pytest.raises(ModelLoadError, match="'linear.weight': weights file has shape \\(10, 64\\), model expects \\(5, 64\\)"):
+    with pytest.raises(
+        ModelLoadError,
+        match="'linear.weight': weights file has shape \\(10, 64\\), model expects \\(5, 64\\)",
+    ):
         build_model(ModelConfig(name="resnet20", num_classes=5, weights=pretrained["resnet20"]))
     with pytest.raises(ModelLoadError, match="has no parameter 'layer1.3.conv1.weight'"):
         build_model(ModelConfig(name="resnet56", weights=pretrained["resnet20"]))
