@@ -106,6 +106,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--val-size", type=int, default=500)
     ap.add_argument("--finetune-epochs", type=int, default=4)
+    ap.add_argument(
+        "--finetune-steps", type=int, default=10, help="SGD steps inside each approximate evaluation"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="nsga3,bilevel,nsga3-flops,random,uniform")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search_quality.json")
@@ -117,7 +120,7 @@ def main() -> None:
     model_cfg = ModelConfig(name="resnet56", weights=weights)
     gens = max(1, args.evals // args.population)
     base_cfg = SearchConfig(population=args.population, generations=gens, seed=args.seed, val_size=args.val_size,
-                            calib_batches=2, workers=args.workers)  # fmt: skip
+                            calib_batches=2, workers=args.workers, finetune_steps=args.finetune_steps)  # fmt: skip
     spec = EvaluatorSpec(model_cfg, data_cfg, "host-cpu", base_cfg)
     evaluator = Evaluator(spec)
     inner = make_executor("local", spec, args.workers, evaluator=evaluator)
@@ -132,8 +135,10 @@ def main() -> None:
     for method in args.methods.split(","):
         t0 = time.time()
         if method in ("nsga3", "bilevel", "nsga3-flops"):
+            budget = results.get("nsga3", {}).get("n_evals")  # the others stop at our search's budget
             cfg = base_cfg.model_copy(update={
                 "strategy": "bilevel" if method == "bilevel" else "nsga3",
+                "max_evals": budget if method == "bilevel" else None,
                 "objectives": ("error", "params", "macs") if method == "nsga3-flops" else ("error", "params", "latency"),
             })  # fmt: skip
             r = run_search(

@@ -101,8 +101,11 @@ def bilevel(ctx: SearchContext) -> None:
             ]
             # migration into the upper level: the knee's pruning genes become the partner
             upper_problem.fixed = {i: int(knee[i]) for i in prune_idx}
-            Evaluator().eval(upper_problem, upper.pop, skip_already_evaluated=False)
-        for lower in lowers:
+            if not ctx.budget_exhausted():
+                Evaluator().eval(upper_problem, upper.pop, skip_already_evaluated=False)
+        for lower in lowers:  # the budget is checked between sub-populations, not only per generation
+            if ctx.budget_exhausted():
+                break
             lower.next()
         guard.check(gen, upper)
         X, F, rng = population_state(upper)

@@ -80,6 +80,8 @@ class Evaluator:
         self.val = data.val.head(cfg.val_size)
         n_calib = min(len(data.train), cfg.calib_batches * cfg.batch_size)
         self.calib = data.train.head(n_calib)
+        # the optional short fine-tune reads its own training images (not only the calibration batches)
+        self.tune = data.train.head(min(len(data.train), cfg.finetune_steps * cfg.batch_size))
         self.robust: Split | None = None
         if "robustness" in cfg.objectives:
             head = data.val.head(cfg.robustness_size)
@@ -101,11 +103,10 @@ class Evaluator:
         if plan.keep or plan.drop_blocks:
             recalibrate_bn(pruned, self.calib.x, batch_size=cfg.batch_size)
         if cfg.finetune_steps:
-            n = cfg.finetune_steps * cfg.batch_size
             fine_tune(
                 pruned,
-                self.calib.x[:n],
-                self.calib.y[:n],
+                self.tune.x,
+                self.tune.y,
                 epochs=1,
                 lr=0.01,
                 batch_size=cfg.batch_size,

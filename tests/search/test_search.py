@@ -121,3 +121,24 @@ def evaluator_plan_unpruned(evaluator):
     from edgeprune.graph import PruningPlan
 
     return PruningPlan(keep={}, drop_blocks=())
+
+
+def test_bilevel_stops_within_one_sub_population_of_its_budget(tmp_path, digits_weights, evaluator):
+    r = run_search(
+        _spec(digits_weights, strategy="bilevel", generations=6, lower_population=6, max_evals=20),
+        tmp_path / "bl",
+        evaluator=evaluator,
+    )
+    assert 20 <= r.n_evals < 20 + 8  # population 8: never a whole generation (8 + 8 + 2 x 6) over
+
+
+def test_short_fine_tune_reads_its_own_training_images(digits_weights):
+    from edgeprune.graph import PruningPlan
+    from edgeprune.search.evaluator import Evaluator
+
+    ev = Evaluator(_spec(digits_weights, finetune_steps=5))
+    assert len(ev.tune) == 5 * 64 > len(ev.calib)  # not capped at the two calibration batches
+    plan = PruningPlan(drop_blocks=(ev.analysis.blocks[0].name,))
+    tuned = ev.evaluate(plan)
+    plain = Evaluator(_spec(digits_weights)).evaluate(plan)
+    assert tuned["error"] != plain["error"] and tuned["params"] == plain["params"]
