@@ -17,7 +17,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "data": ("data", "source"), "target": ("target",), "budget_ms": ("search", "budget_ms"),
         "max_params": ("search", "max_params"), "generations": ("search", "generations"),
         "population": ("search", "population"), "seed": ("search", "seed"), "workers": ("search", "workers"),
-        "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
+        "rank_genes": ("search", "rank_genes"), "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
         "address": ("search", "ray_address"), "precision": ("ship", "precision"),
         "finetune_epochs": ("finalize", "epochs"), "distill": ("finalize", "distill"),
         "transfer": ("model", "transfer"), "head_hidden": ("model", "head_hidden"),
@@ -57,6 +57,12 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 @click.option("--seed", type=int, help="Seed of the search and the data splits: same seed, same front.")
 @click.option(
     "--workers", type=int, help="Worker processes for evaluation (the front does not depend on it)."
+)
+@click.option(
+    "--rank-genes",
+    is_flag=True,
+    default=None,
+    help="Also search low-rank factorisations (SVD) of convs; profile the target with --ranks first.",
 )
 @click.option(
     "--strategy",

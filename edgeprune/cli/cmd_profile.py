@@ -47,6 +47,11 @@ def _shape(text: str | None) -> tuple[int, int, int] | None:
 @click.option("--warmup", default=30, show_default=True, help="Warm-up runs per fresh session.")
 @click.option("--remote", help="URL of an `edgeprune agent` on the device, e.g. http://10.0.0.7:8765.")
 @click.option("--token", help="Agent token (default: $EDGEPRUNE_AGENT_TOKEN).")
+@click.option(
+    "--ranks",
+    is_flag=True,
+    help="Also measure the factorised kernels that rank genes (--rank-genes) produce.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(
     target: str,
@@ -59,6 +64,7 @@ def command(
     warmup: int,
     remote: str | None,
     token: str | None,
+    ranks: bool,
     quiet: bool,
 ) -> None:
     """Measure every kernel the search space of MODEL can produce on TARGET; resumable."""
@@ -98,6 +104,7 @@ def command(
             runs=runs,
             remote=remote,
             token=token,
+            ranks=ranks,
             on_progress=progress,
             on_plan=plan,
         )

@@ -3,7 +3,8 @@
 Steps: copy the model, replace the dropped blocks by ``nn.Identity`` (module names of the rest are
 kept, so group names stay valid), trace the copy, score every planned group's channels with the
 plan's criterion (all scores before any cut), then cut the lowest-scoring channels of each group with
-torch-pruning's ``get_pruning_group(...).prune()``. The result is checked: it runs, its output shape
+torch-pruning's ``get_pruning_group(...).prune()``, and last factorise every layer the plan gives a
+rank (truncated SVD at the pruned width, :mod:`edgeprune.graph.lowrank`). The result is checked: it runs, its output shape
 is unchanged and its parameter count is the one :func:`predict_params` promised; a failed check is an
 :class:`UnsupportedModelError`, never a silently wrong network. Deterministic: the same plan on the
 same model gives the same weights bit for bit.
@@ -23,6 +24,7 @@ from edgeprune.graph.blocks import drop_blocks
 from edgeprune.graph.costs import count_params
 from edgeprune.graph.dependency import build_graph, frozen_index_mapping
 from edgeprune.graph.importance import accumulate_gradients, group_scores, lowest, make_importance
+from edgeprune.graph.lowrank import apply_ranks
 from edgeprune.graph.plan import PruningPlan, predict_params, validate_plan
 
 
@@ -66,6 +68,8 @@ def apply_plan(
         _cut_channels(pruned, analysis, plan, cuts, example, data)
     for p in pruned.parameters():
         p.grad = None
+    if plan.ranks:
+        apply_ranks(pruned, plan.ranks)
     _check(pruned, example, expected_shape, predict_params(analysis, plan), plan)
     return pruned.eval()
 

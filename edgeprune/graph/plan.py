@@ -1,8 +1,10 @@
-"""Pruning plans: how many channels each group keeps and which residual blocks are dropped.
+"""Pruning plans: how many channels each group keeps, which residual blocks are dropped, which ranks.
 
 A plan is plain data (JSON), versioned, and replays to the identical network. It is checked against
 a :class:`ModelAnalysis` before use; :func:`predict_params` gives the parameter count of the network
-a plan builds without building it (exactly: the search uses it as an objective).
+a plan builds without building it (exactly: the search uses it as an objective). ``ranks`` factorise
+layers after pruning (:mod:`edgeprune.graph.lowrank`); a plan without ranks serialises exactly as
+before ranks existed, so caches and checkpoints of pruning-only searches stay valid.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgeprune.errors import ConfigError
-from edgeprune.graph.analysis import ModelAnalysis
+from edgeprune.graph.analysis import ModelAnalysis, ParamShape
+from edgeprune.graph.lowrank import factorised_params
 
 PLAN_VERSION = 1
 CRITERIA = ("l1", "l2", "bn_scale", "taylor")
@@ -29,6 +32,7 @@ class PruningPlan:
     criterion: str = "l1"  # "l1" | "l2" | "bn_scale" | "taylor"
     channel_multiple: int = 1
     version: int = PLAN_VERSION
+    ranks: Mapping[str, int] = field(default_factory=dict)  # layer name -> rank of its factorisation
 
     def __post_init__(self) -> None:
         if self.criterion not in CRITERIA:
@@ -46,7 +50,11 @@ class PruningPlan:
                 raise ConfigError(
                     f"plan keeps {k!r} channels of {name!r}; a kept count is a positive integer"
                 )
+        for name, r in self.ranks.items():
+            if not isinstance(r, int) or isinstance(r, bool) or r < 1:
+                raise ConfigError(f"plan gives {name!r} rank {r!r}; a rank is a positive integer")
         object.__setattr__(self, "keep", dict(sorted(self.keep.items())))
+        object.__setattr__(self, "ranks", dict(sorted(self.ranks.items())))
         object.__setattr__(self, "drop_blocks", tuple(sorted(set(self.drop_blocks))))
 
     def __hash__(self) -> int:
@@ -54,13 +62,16 @@ class PruningPlan:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, stable order."""
-        return {
+        out: dict[str, Any] = {
             "version": self.version,
             "criterion": self.criterion,
             "channel_multiple": self.channel_multiple,
             "keep": dict(self.keep),
             "drop_blocks": list(self.drop_blocks),
         }
+        if self.ranks:
+            out["ranks"] = dict(self.ranks)
+        return out
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys, no whitespace variation)."""
@@ -80,11 +91,14 @@ class PruningPlan:
         """Build from plain data; unknown or ill-typed fields raise :class:`ConfigError`."""
         if not isinstance(data, dict):
             raise ConfigError("pruning plan must be a JSON object")
-        unknown = set(data) - {"version", "criterion", "channel_multiple", "keep", "drop_blocks"}
+        unknown = set(data) - {"version", "criterion", "channel_multiple", "keep", "drop_blocks", "ranks"}
         if unknown:
             raise ConfigError(f"pruning plan has unknown field {sorted(unknown)[0]!r}")
         keep = data.get("keep", {})
         drop = data.get("drop_blocks", [])
+        ranks = data.get("ranks", {})
+        if not isinstance(ranks, dict):
+            raise ConfigError("pruning plan: 'ranks' must map layer names to ranks")
         if (
             not isinstance(keep, dict)
             or not isinstance(drop, list)
@@ -99,6 +113,7 @@ class PruningPlan:
             criterion=str(data.get("criterion", "l1")),
             channel_multiple=int(data.get("channel_multiple", 1)),
             version=int(data.get("version", PLAN_VERSION)),
+            ranks={str(k): v for k, v in ranks.items()},
         )
 
     def key(self) -> str:
@@ -139,24 +154,76 @@ def validate_plan(analysis: ModelAnalysis, plan: PruningPlan) -> None:
     for b in plan.drop_blocks:
         if b not in blocks:
             raise ConfigError(f"plan drops {b!r}, which is not a droppable residual block")
+    if plan.ranks:
+        layers = factorisable_layers(analysis)
+        kept = kept_channels(analysis, plan)
+        for name, r in plan.ranks.items():
+            if name not in layers:
+                raise ConfigError(
+                    f"plan gives a rank to {name!r}, which is not a factorisable layer "
+                    "(a Conv2d with groups 1 and a kernel larger than 1x1, or a Linear)"
+                )
+            if _in_blocks(name, plan.drop_blocks):
+                raise ConfigError(f"plan gives a rank to {name!r}, whose block the plan drops")
+            cout, cin, k = layer_shape(layers[name], kept)
+            most = min(cout, cin * k * k)
+            if r > most:
+                raise ConfigError(
+                    f"rank {r} for layer {name!r} is larger than the layer allows: at most {most} "
+                    f"(min of {cout} outputs and {cin}x{k}x{k} inputs after pruning)"
+                )
 
 
 def _in_blocks(name: str, blocks: tuple[str, ...]) -> bool:
     return any(name.startswith(b + ".") for b in blocks)
 
 
+def kept_channels(analysis: ModelAnalysis, plan: PruningPlan) -> dict[str, int]:
+    """Channels every prunable group keeps under ``plan``."""
+    return {g.name: plan.keep.get(g.name, g.channels) for g in analysis.groups}
+
+
+def pruned_shape(p: ParamShape, kept: Mapping[str, int]) -> tuple[int, ...]:
+    """A parameter's shape once its groups keep ``kept`` channels."""
+    sizes = list(p.shape)
+    for d in p.dims:
+        sizes[d.dim] = d.fixed + sum(m * kept[g] for g, m in d.shares)
+    return tuple(sizes)
+
+
+def factorisable_layers(analysis: ModelAnalysis) -> dict[str, ParamShape]:
+    """Layers a rank can factorise (groups-1 k×k convs with k > 1, linears) → their weight's shape."""
+    weights = {p.name: p for p in analysis.param_shapes}
+    out = {}
+    for layer in analysis.layers:
+        ks = tuple(layer.kernel_size)
+        conv = layer.type == "Conv2d" and layer.groups == 1 and len(ks) == 2 and ks[0] == ks[1] > 1
+        if (conv or layer.type == "Linear") and f"{layer.name}.weight" in weights:
+            out[layer.name] = weights[f"{layer.name}.weight"]
+    return out
+
+
+def layer_shape(weight: ParamShape, kept: Mapping[str, int]) -> tuple[int, int, int]:
+    """``(cout, cin, k)`` of a factorisable layer after pruning (``k`` = 1 for a linear layer)."""
+    shape = pruned_shape(weight, kept)
+    return shape[0], shape[1], shape[2] if len(shape) == 4 else 1
+
+
 def predict_params(analysis: ModelAnalysis, plan: PruningPlan) -> int:
     """Parameter count of the network ``plan`` builds, computed from the analysis alone."""
     validate_plan(analysis, plan)
-    kept = {g.name: plan.keep.get(g.name, g.channels) for g in analysis.groups}
+    kept = kept_channels(analysis, plan)
+    factorised = {f"{name}.weight": r for name, r in plan.ranks.items()}
     total = 0
     for p in analysis.param_shapes:
         if _in_blocks(p.name, plan.drop_blocks):
             continue
-        sizes = list(p.shape)
-        for d in p.dims:
-            sizes[d.dim] = d.fixed + sum(m * kept[g] for g, m in d.shares)
-        total += math.prod(sizes)
+        sizes = pruned_shape(p, kept)
+        if p.name in factorised:
+            cin_k = math.prod(sizes[1:])
+            total += factorised_params(factorised[p.name], cin_k, sizes[0], 1)
+        else:
+            total += math.prod(sizes)
     return total
 
 

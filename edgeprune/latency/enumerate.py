@@ -7,6 +7,10 @@ network, its inner width over all levels, and — for CIFAR ResNets, whose stage
 streams) are architecture genes — the stream widths over all levels too. Other families keep their
 stream widths as built (a torchvision network's stream pruning is interpolated or falls outside the
 table, which the predictor reports).
+
+With ``ranks`` (the search's rank genes), every kernel that holds a factorisable layer is also
+enumerated at each rank the space can give it: the rank levels of the layer at its unpruned width,
+kept only where they still save at the pruned width — the same rule :meth:`SearchSpace.decode` applies.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from itertools import product
 
 from torch import nn
 
-from edgeprune.latency.kernels import KernelKey, extract_kernels
+from edgeprune.graph.lowrank import rank_levels, saves
+from edgeprune.latency.kernels import KernelKey, extract_kernels, rank_variant
 from edgeprune.space import channel_levels
 
 
@@ -43,8 +48,37 @@ def _variants(key: KernelKey, multiple: int, streams: bool, last: bool) -> list[
     return [key]
 
 
+def _layer_shapes(key: KernelKey) -> list[tuple[int, int, int]]:
+    """(cin, cout, k) of the factorisable layers of a kernel (what rank genes act on)."""
+    if key.op == "cifar_block":
+        return [(key.cin, key.mid, 3), (key.mid, key.cout, 3)]
+    if key.op == "conv" and key.groups == 1 and key.k > 1:
+        return [(key.cin, key.cout, key.k)]
+    if key.op in ("gap_linear", "linear"):
+        return [(key.cin, key.cout, 1)]
+    return []
+
+
+def _rank_variants(unpruned: KernelKey, key: KernelKey, multiple: int) -> list[KernelKey]:
+    """``key`` at every combination of ranks its layers can take (``key`` itself first)."""
+    options = [
+        [0, *(r for r in rank_levels(ci, co, k, multiple) if saves(r, pi, po, k))]
+        for (ci, co, k), (pi, po, _) in zip(_layer_shapes(unpruned), _layer_shapes(key), strict=True)
+    ]
+    out = []
+    for ranks in product(*options):
+        variant = rank_variant(key.variant, tuple(ranks))
+        out.append(KernelKey(key.op, key.h, key.w, key.cin, key.mid, key.cout, key.k, key.stride,
+                             key.groups, variant, key.precision))  # fmt: skip
+    return out
+
+
 def enumerate_kernels(
-    model: nn.Module, input_shape: tuple[int, int, int], multiple: int, precision: str = "fp32"
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    multiple: int,
+    precision: str = "fp32",
+    ranks: bool = False,
 ) -> list[KernelKey]:
     """Distinct kernels the search space of ``model`` can produce, in network order."""
     base = extract_kernels(model, input_shape, precision)
@@ -52,5 +86,6 @@ def enumerate_kernels(
     seen: dict[KernelKey, None] = {}
     for i, key in enumerate(base):
         for v in _variants(key, multiple, streams, last=i == len(base) - 1):
-            seen.setdefault(v, None)
+            for r in _rank_variants(key, v, multiple) if ranks else [v]:
+                seen.setdefault(r, None)
     return list(seen)

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import ProfileError
+from edgeprune.graph.lowrank import apply_ranks, factorise
 from edgeprune.latency.kernels import KernelKey
 
 ONNX_OPSET = 17
@@ -48,6 +49,18 @@ class _Embed(nn.Module):
 
 def kernel_module(key: KernelKey) -> nn.Module:
     """A module that runs exactly ``key`` (random weights: timing does not depend on values)."""
+    module = _plain_module(key)
+    ranks = key.ranks
+    if ranks:
+        names = {"cifar_block": ("conv1", "conv2"), "conv": ("0",), "gap_linear": ("linear",)}
+        layers = names.get(key.op, ("",))
+        if key.op == "linear":
+            return factorise(module, ranks[0])
+        apply_ranks(module, {n: r for n, r in zip(layers, ranks, strict=True) if r})
+    return module
+
+
+def _plain_module(key: KernelKey) -> nn.Module:
     if key.op == "cifar_block":
         from edgeprune.models.cifar_resnet import BasicBlock
 

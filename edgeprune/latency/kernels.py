@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import UnsupportedModelError
+from edgeprune.graph.lowrank import FactorisedConv, FactorisedLinear
 
 OPS = ("cifar_block", "inverted_residual", "conv", "gap_linear", "linear")
 
@@ -61,7 +62,9 @@ class KernelKey:
     ``mid`` is the inner (prunable) width of a block (0 for single layers); ``k``/``stride``/``groups``
     describe the block's spatial conv; ``variant`` distinguishes structural options
     (``input`` = reads the network input directly; ``noexpand`` = inverted residual without its 1x1
-    expansion). Precision lives in the key so fp16 and int8 tables can share a file.
+    expansion; ``lr16-32`` = a CIFAR block whose conv1 / conv2 are factorised at ranks 16 / 32, 0 for
+    a conv left whole; ``lr16`` = a factorised single conv or linear layer). Precision lives in the
+    key so fp16 and int8 tables can share a file.
     """
 
     op: str
@@ -134,14 +137,22 @@ class KernelKey:
             self.precision,
         )
 
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """Ranks of the factorised convs this kernel holds (empty: none factorised)."""
+        return ranks_of(self.variant)
+
     def convs(self) -> tuple[ConvSpec, ...]:
         """The convolutions this kernel runs (for rooflines and MAC counts)."""
         h, w, s = self.h, self.w, self.stride
+        ranks = self.ranks
         if self.op == "cifar_block":
-            oh, ow = ConvSpec(h, w, self.cin, self.mid, 3, s, 1).out_hw
+            r1, r2 = ranks or (0, 0)
+            conv1 = ConvSpec(h, w, self.cin, self.mid, 3, s, 1)
+            oh, ow = conv1.out_hw
             out = [
-                ConvSpec(h, w, self.cin, self.mid, 3, s, 1),
-                ConvSpec(oh, ow, self.mid, self.cout, 3, 1, 1),
+                *_factor(conv1, r1),
+                *_factor(ConvSpec(oh, ow, self.mid, self.cout, 3, 1, 1), r2),
             ]
             if s != 1 or self.cin != self.cout:
                 out.append(ConvSpec(h, w, self.cin, self.cout, 1, s, 1))
@@ -152,14 +163,43 @@ class KernelKey:
             oh, ow = dw.out_hw
             return (*out, dw, ConvSpec(oh, ow, self.mid, self.cout, 1, 1, 1))
         if self.op == "conv":
-            return (ConvSpec(h, w, self.cin, self.cout, self.k, s, self.groups),)
+            return _factor(
+                ConvSpec(h, w, self.cin, self.cout, self.k, s, self.groups), ranks[0] if ranks else 0
+            )
         if self.op in ("gap_linear", "linear"):
-            return (ConvSpec(1, 1, self.cin, self.cout, 1, 1, 1),)
+            return _factor(ConvSpec(1, 1, self.cin, self.cout, 1, 1, 1), ranks[0] if ranks else 0)
         return ()
 
     @property
     def macs(self) -> int:
         return sum(c.macs for c in self.convs())
+
+
+def ranks_of(variant: str) -> tuple[int, ...]:
+    """The ranks a variant names (``"lr16-0"`` -> (16, 0)); empty when nothing is factorised."""
+    _, sep, tail = variant.partition("lr")
+    if not sep:
+        return ()
+    return tuple(int(r) for r in tail.split("-"))
+
+
+def rank_variant(base: str, ranks: tuple[int, ...]) -> str:
+    """``base`` with the ranks appended (``"input"`` + (16,) -> ``"input-lr16"``); unchanged if none."""
+    if not any(ranks):
+        return base
+    tag = "lr" + "-".join(str(r) for r in ranks)
+    return f"{base}-{tag}" if base else tag
+
+
+def _factor(conv: ConvSpec, rank: int) -> tuple[ConvSpec, ...]:
+    """``conv`` itself, or its two factors at ``rank`` (k×k to ``rank``, then 1×1)."""
+    if not rank:
+        return (conv,)
+    oh, ow = conv.out_hw
+    return (
+        ConvSpec(conv.h, conv.w, conv.cin, rank, conv.k, conv.stride, 1),
+        ConvSpec(oh, ow, rank, conv.cout, 1, 1, 1),
+    )
 
 
 # --- extraction -------------------------------------------------------------------------------------
@@ -177,18 +217,22 @@ def _unit_of(module: nn.Module) -> str | None:
         return "cifar_block"
     if name == "InvertedResidual" and isinstance(getattr(module, "conv", None), nn.Sequential):
         return "inverted_residual"
-    if name == "Conv2dNormActivation" or isinstance(module, nn.Conv2d):
+    if name == "Conv2dNormActivation" or isinstance(module, (nn.Conv2d, FactorisedConv)):
         return "conv"
-    if isinstance(module, nn.Linear):
+    if isinstance(module, (nn.Linear, FactorisedLinear)):
         return "linear"
     return None
 
 
-def _first_conv(module: nn.Module) -> nn.Conv2d:
+def _first_conv(module: nn.Module) -> nn.Conv2d | FactorisedConv:
     for m in module.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, FactorisedConv)):
             return m
     raise UnsupportedModelError(f"{type(module).__name__} holds no convolution")
+
+
+def _rank(layer: nn.Module) -> int:
+    return int(getattr(layer, "rank", 0))
 
 
 def _key_for(
@@ -202,6 +246,7 @@ def _key_for(
     variant = "input" if first else ""
     if op == "cifar_block":
         c1, c2 = cast(nn.Conv2d, module.conv1), cast(nn.Conv2d, module.conv2)
+        variant = rank_variant(variant, (_rank(c1), _rank(c2)))
         return KernelKey(
             op,
             shape[2],
@@ -235,6 +280,7 @@ def _key_for(
         )
     if op == "conv":
         c = _first_conv(module)
+        variant = rank_variant(variant, (_rank(c),))
         return KernelKey(
             op,
             shape[2],
@@ -248,7 +294,8 @@ def _key_for(
             variant,
             precision,
         )
-    assert isinstance(module, nn.Linear)
+    assert isinstance(module, (nn.Linear, FactorisedLinear))
+    variant = rank_variant(variant, (_rank(module),))
     if last_4d is not None and last_4d[1] == module.in_features and last_4d[2] * last_4d[3] > 1:
         return KernelKey(
             "gap_linear",

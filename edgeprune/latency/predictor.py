@@ -127,8 +127,9 @@ class LatencyPredictor:
         below = [(m, t) for c, m, t in members if all(a <= b for a, b in zip(c, ch, strict=True))]
         above = [(m, t) for c, m, t in members if all(a >= b for a, b in zip(c, ch, strict=True))]
         if not below or not above:
+            hint = " --ranks" if key.ranks else ""
             raise ProfileError(
-                f"the latency table has no entries around kernel {key}; run `edgeprune profile` for this model"
+                f"the latency table has no entries around kernel {key}; run `edgeprune profile{hint}` for this model"
             )
         lo_m, lo_t = max(below)
         hi_m, hi_t = min(above)

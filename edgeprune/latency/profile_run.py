@@ -89,6 +89,7 @@ def run_profile(
     runs: int = 100,
     remote: str | None = None,
     token: str | None = None,
+    ranks: bool = False,
     on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
     on_plan: Callable[[int, Path], None] | None = None,
 ) -> ProfileSummary:
@@ -106,7 +107,7 @@ def run_profile(
     shape = input_shape or loaded.input_shape
     if shape is None:
         raise ConfigError(f"{model_name} has no natural input shape; pass --input-shape C,H,W")
-    keys = enumerate_kernels(loaded.model, shape, profile.channel_multiple, profile.precision)
+    keys = enumerate_kernels(loaded.model, shape, profile.channel_multiple, profile.precision, ranks=ranks)
     timer = make_timer(profile, remote, token, warmup, runs)
     path = table_path or default_table_path(profile)
     if on_plan:

@@ -25,7 +25,7 @@ from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter, attach_log_file
 from edgeprune.rundir import RunDir
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
-from edgeprune.space import SearchSpace
+from edgeprune.search.run import build_space
 from edgeprune.train import evaluate_accuracy, fine_tune
 
 log = logging.getLogger("edgeprune")
@@ -346,9 +346,7 @@ def dry_run_summary(cfg: CompileConfig) -> dict[str, Any]:
     inputs = validate_inputs(cfg)
     spec = EvaluatorSpec(inputs.cfg.model, cfg.data, cfg.target, cfg.search)
     evaluator = Evaluator(spec)
-    space = SearchSpace.from_analysis(
-        evaluator.analysis, inputs.profile.channel_multiple, criterion=cfg.search.criterion
-    )
+    space = build_space(evaluator)
     t0 = time.perf_counter()
     evaluator.evaluate(space.decode(space.uniform(0.3)))
     per_eval_s = time.perf_counter() - t0

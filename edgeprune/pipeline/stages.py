@@ -19,7 +19,7 @@ from edgeprune.progress import Reporter
 from edgeprune.rundir import PICK_NAMES, RunDir
 from edgeprune.search.evaluator import Evaluator, torch_threads
 from edgeprune.search.result import SearchResult
-from edgeprune.search.run import run_search
+from edgeprune.search.run import build_space, run_search
 from edgeprune.space import SearchSpace
 from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
 
@@ -46,10 +46,7 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
 
     spec = evaluator_spec(inputs, run)
     evaluator = Evaluator(spec)
-    space = SearchSpace.from_analysis(
-        evaluator.analysis, inputs.profile.channel_multiple, criterion=spec.search.criterion,
-        depth_genes=spec.search.depth_genes, width_genes=spec.search.width_genes,
-    )  # fmt: skip
+    space = build_space(evaluator)
     check_budget(evaluator, space, spec.search.budget_ms)
     reporter.stage(
         "search",

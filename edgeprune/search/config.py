@@ -31,6 +31,7 @@ class SearchConfig(FrozenConfig):
     criterion: Literal["l1", "l2", "bn_scale"] = "l1"
     depth_genes: bool = True
     width_genes: bool = True
+    rank_genes: bool = False  # low-rank factorisation genes (needs rank kernels: `edgeprune profile --ranks`)
     # approximate evaluation (Neurocomputing 2020): prune, recalibrate BN, score on a validation subset
     val_size: int = Field(default=1000, ge=10)
     calib_batches: int = Field(default=4, ge=1)

@@ -118,6 +118,15 @@ def search_fingerprint(spec: EvaluatorSpec, space: SearchSpace) -> str:
     return fingerprint({"spec": d, "genes": [g.name for g in space.genes], "version": __version__})
 
 
+def build_space(evaluator: Evaluator) -> SearchSpace:
+    """The search space the evaluator's config asks for, at its target's channel multiple."""
+    cfg = evaluator.spec.search
+    return SearchSpace.from_analysis(
+        evaluator.analysis, evaluator.profile.channel_multiple, criterion=cfg.criterion,
+        depth_genes=cfg.depth_genes, width_genes=cfg.width_genes, rank_genes=cfg.rank_genes,
+    )  # fmt: skip
+
+
 def run_search(
     spec: EvaluatorSpec,
     search_dir: Path,
@@ -134,10 +143,7 @@ def run_search(
     """
     cfg = spec.search
     evaluator = evaluator or Evaluator(spec)
-    space = SearchSpace.from_analysis(
-        evaluator.analysis, evaluator.profile.channel_multiple, criterion=cfg.criterion,
-        depth_genes=cfg.depth_genes, width_genes=cfg.width_genes,
-    )  # fmt: skip
+    space = build_space(evaluator)
     checkpoints = CheckpointStore(search_dir)
     fp = search_fingerprint(spec, space)
     checkpoint = checkpoints.load(fp) if resume else None

@@ -5,35 +5,43 @@ A genome is a vector of small integers, one per gene:
 * ``depth:<stage>`` — how many of the stage's droppable (identity-shortcut) blocks are kept; the
   trailing ones are dropped first (architecture gene, Bi-CNN-D-C's "number of blocks");
 * ``width:<group>`` — the kept width of a residual stream ("stage" group): architecture gene;
-* ``keep:<group>`` — the kept channels of any other prunable group: filter-pruning gene.
+* ``keep:<group>`` — the kept channels of any other prunable group: filter-pruning gene;
+* ``rank:<layer>`` — (with ``rank_genes``) the rank of a layer's low-rank factorisation: the levels
+  are the ranks at the channel multiple that save ≥ 25 % of the unpruned layer, then the layer's full
+  rank, which stands for "not factorised" (compression gene, Neurocomputing 2020).
 
 A gene's value indexes its *levels*: the channel counts that are multiples of the target's channel
 multiple, plus the full count (so the unpruned network is always a genome). :meth:`SearchSpace.decode`
 is pure and deterministic; genes that cannot matter (the inner widths of a dropped block) are dropped
-from the plan, so two genomes that build the same network decode to the same plan.
+from the plan, so two genomes that build the same network decode to the same plan. A rank that no
+longer saves anything at the layer's pruned width (say rank 32 of a conv pruned to 32 outputs) is
+repaired away in the same way.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 
 from edgeprune.errors import ConfigError
 from edgeprune.graph import ModelAnalysis, PruningPlan
+from edgeprune.graph.analysis import ParamShape
+from edgeprune.graph.lowrank import full_rank, rank_levels, saves
+from edgeprune.graph.plan import factorisable_layers, layer_shape
 
-GeneKind = Literal["depth", "width", "keep"]
+GeneKind = Literal["depth", "width", "keep", "rank"]
 
 
 @dataclass(frozen=True)
 class Gene:
     """One integer decision variable and the values its indices stand for."""
 
-    name: str  # "depth:layer2", "width:<group>", "keep:<group>"
+    name: str  # "depth:layer2", "width:<group>", "keep:<group>", "rank:<layer>"
     kind: GeneKind
-    target: str  # stage name (depth) or channel-group name (width / keep)
+    target: str  # stage name (depth), channel-group name (width / keep) or layer name (rank)
     levels: tuple[int, ...]  # increasing; the last level is the unpruned value
     block: str | None = None  # for keep genes inside a droppable block: that block's name
 
@@ -69,6 +77,9 @@ class SearchSpace:
     stage_blocks: dict[str, tuple[str, ...]]  # stage -> its droppable blocks, in order
     channel_multiple: int
     criterion: str
+    # rank genes: each factorisable layer's weight shape and every group's full width (for repair)
+    rank_weights: dict[str, ParamShape] = field(default_factory=dict)
+    group_widths: dict[str, int] = field(default_factory=dict)
 
     # --- construction ------------------------------------------------------------------------------
     @classmethod
@@ -80,8 +91,10 @@ class SearchSpace:
         criterion: str = "l1",
         depth_genes: bool = True,
         width_genes: bool = True,
+        rank_genes: bool = False,
     ) -> SearchSpace:
-        """Build the space of ``analysis``; every prunable group gets a gene."""
+        """Build the space of ``analysis``; every prunable group gets a gene (and, with ``rank_genes``,
+        every factorisable layer that has a rank level worth taking)."""
         if channel_multiple < 1:
             raise ConfigError(f"channel multiple must be >= 1, got {channel_multiple}")
         stage_blocks: dict[str, tuple[str, ...]] = {}
@@ -104,11 +117,21 @@ class SearchSpace:
                     genes.append(Gene(f"width:{g.name}", "width", g.name, levels))
                 continue
             genes.append(Gene(f"keep:{g.name}", "keep", g.name, levels, _block_of(g.layers, all_blocks)))
+        rank_weights: dict[str, ParamShape] = {}
+        if rank_genes:
+            for layer, weight in factorisable_layers(analysis).items():
+                cout, cin, k = layer_shape(weight, {g.name: g.channels for g in analysis.groups})
+                levels = rank_levels(cin, cout, k, channel_multiple)
+                if levels:
+                    rank_weights[layer] = weight
+                    full = (*levels, full_rank(cin, cout, k))
+                    genes.append(Gene(f"rank:{layer}", "rank", layer, full, _block_of((layer,), all_blocks)))
         if not genes:
             raise ConfigError(
                 "the model has nothing to search: no prunable group wider than one channel multiple"
             )
-        return cls(tuple(genes), stage_blocks, channel_multiple, criterion)
+        widths = {g.name: g.channels for g in analysis.groups}
+        return cls(tuple(genes), stage_blocks, channel_multiple, criterion, rank_weights, widths)
 
     # --- sizes and bounds --------------------------------------------------------------------------
     @property
@@ -146,16 +169,25 @@ class SearchSpace:
                 dropped.extend(blocks[gene.levels[v] :])
         dropped_set = set(dropped)
         keep: dict[str, int] = {}
+        wanted: dict[str, int] = {}
         for gene, v in zip(self.genes, x, strict=True):
             if gene.kind == "depth" or (gene.block is not None and gene.block in dropped_set):
                 continue
             if v != gene.upper:
-                keep[gene.target] = gene.levels[v]
+                (wanted if gene.kind == "rank" else keep)[gene.target] = gene.levels[v]
+        ranks: dict[str, int] = {}
+        if wanted:
+            kept = {**self.group_widths, **keep}
+            for layer, r in wanted.items():
+                cout, cin, k = layer_shape(self.rank_weights[layer], kept)
+                if saves(r, cin, cout, k):
+                    ranks[layer] = r
         return PruningPlan(
             keep=dict(sorted(keep.items())),
             drop_blocks=tuple(sorted(dropped)),
             criterion=self.criterion,
             channel_multiple=self.channel_multiple,
+            ranks=ranks,
         )
 
     def encode(self, plan: PruningPlan) -> np.ndarray:
@@ -166,6 +198,14 @@ class SearchSpace:
                 blocks = self.stage_blocks[gene.target]
                 kept = [b for b in blocks if b not in plan.drop_blocks]
                 x[i] = len(kept)
+            elif gene.kind == "rank":
+                if gene.target in plan.ranks:
+                    want = plan.ranks[gene.target]
+                    if want not in gene.levels[:-1]:
+                        raise ConfigError(
+                            f"plan gives {gene.target} rank {want}; allowed: {gene.levels[:-1]}"
+                        )
+                    x[i] = gene.levels.index(want)
             elif gene.target in plan.keep:
                 want = plan.keep[gene.target]
                 if want not in gene.levels:
@@ -177,7 +217,7 @@ class SearchSpace:
         """Prune every channel gene by ``ratio`` (0 = unpruned), rounded to the nearest level; depth kept."""
         x = self.unpruned()
         for i, gene in enumerate(self.genes):
-            if gene.kind == "depth" or (gene.kind == "width" and not architecture):
+            if gene.kind in ("depth", "rank") or (gene.kind == "width" and not architecture):
                 continue
             full = gene.levels[-1]
             want = full * (1.0 - ratio)
