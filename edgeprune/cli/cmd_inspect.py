@@ -87,6 +87,7 @@ def _print_tables(analysis: Any, name: str) -> None:
 @click.option(
     "--space", "show_space", is_flag=True, help="Also print the search space: its genes, levels and size."
 )
+@click.option("--rank-genes", is_flag=True, help="With --space: include the low-rank (rank) genes.")
 @click.option(
     "--target", help="Take the channel multiple from this hardware profile (overrides --channel-multiple)."
 )
@@ -98,6 +99,7 @@ def command(
     channel_multiple: int,
     as_json: bool,
     show_space: bool,
+    rank_genes: bool,
     target: str | None,
 ) -> None:
     """Show MODEL's prunable channel groups, droppable blocks, parameters and MACs."""
@@ -126,7 +128,7 @@ def command(
     if show_space:
         from edgeprune.space import SearchSpace
 
-        space = SearchSpace.from_analysis(analysis, channel_multiple)
+        space = SearchSpace.from_analysis(analysis, channel_multiple, rank_genes=rank_genes)
     if as_json:
         summary = _summary(analysis, model)
         if space is not None:

@@ -181,8 +181,11 @@ def _estimate_predictor(profile: HardwareProfile, note: str) -> LatencyPredictor
     return LatencyPredictor("estimate", profile.precision, estimate=profile.estimate, note=note)
 
 
-def predictor_for(profile: HardwareProfile, model_name: str | None = None) -> LatencyPredictor:
-    """The predictor of ``profile``; with ``model_name``, check the table covers that network.
+def predictor_for(
+    profile: HardwareProfile, model_name: str | None = None, ranks: bool = False
+) -> LatencyPredictor:
+    """The predictor of ``profile``; with ``model_name``, check the table covers that network
+    (with ``ranks``, also every factorised kernel its rank genes can produce).
 
     A measured table that lacks the kernel families of ``model_name`` falls back to the profile's
     estimate (labelled ``estimate``) when it has one, else raises :class:`ProfileError`.
@@ -214,7 +217,14 @@ def predictor_for(profile: HardwareProfile, model_name: str | None = None) -> La
         return pred
     if loaded.input_shape is None:
         return pred
-    keys = extract_kernels(loaded.model, loaded.input_shape, profile.precision)
+    if ranks:
+        from edgeprune.latency.enumerate import enumerate_kernels
+
+        keys = enumerate_kernels(
+            loaded.model, loaded.input_shape, profile.channel_multiple, profile.precision, ranks=True
+        )
+    else:
+        keys = extract_kernels(loaded.model, loaded.input_shape, profile.precision)
     missing = [k for k in keys if not pred.covers_family(k)]
     if not missing:
         return pred
@@ -224,5 +234,5 @@ def predictor_for(profile: HardwareProfile, model_name: str | None = None) -> La
         )
     raise ProfileError(
         f"the {profile.name} table does not cover {model_name} (e.g. {missing[0]}); "
-        f"run `edgeprune profile --target {profile.name} --model {model_name}`"
+        f"run `edgeprune profile --target {profile.name} --model {model_name}{' --ranks' if ranks else ''}`"
     )

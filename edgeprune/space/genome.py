@@ -230,4 +230,8 @@ class SearchSpace:
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(gene, kind, levels) rows for printing."""
-        return [(g.name, g.kind, ",".join(map(str, g.levels))) for g in self.genes]
+        rows = []
+        for g in self.genes:
+            levels = ",".join(map(str, g.levels[:-1] if g.kind == "rank" else g.levels))
+            rows.append((g.name, g.kind, levels + (",unfactorised" if g.kind == "rank" else "")))
+        return rows
