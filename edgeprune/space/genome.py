@@ -230,7 +230,7 @@ class SearchSpace:
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(gene, kind, levels) rows for printing."""
-        rows = []
+        rows: list[tuple[str, str, str]] = []
         for g in self.genes:
             levels = ",".join(map(str, g.levels[:-1] if g.kind == "rank" else g.levels))
             rows.append((g.name, g.kind, levels + (",unfactorised" if g.kind == "rank" else "")))
