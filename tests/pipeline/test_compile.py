@@ -154,3 +154,22 @@ def test_ensemble_of_front_members(finished_run, monkeypatch, capsys):
     assert "larger than the front" in err and len(err.strip().splitlines()) == 1
     assert main(["ensemble", str(out.parent / "nope"), "--size", "2"]) != 0
     assert "not an edgeprune run directory" in capsys.readouterr().err
+
+
+def test_rank_genes_job_ships_factorised_picks(tmp_path, small_config, capsys):
+    """--rank-genes end to end: factorised networks on the front, shipped picks verified on ONNX Runtime."""
+    import csv
+
+    from edgeprune.graph import PruningPlan
+
+    out = tmp_path / "run"
+    assert _compile("--config", str(small_config), "--out", str(out), "--rank-genes", "--generations", "3") == 0
+    with (out / "pareto.csv").open() as f:
+        plans = [PruningPlan.from_json(r["plan"]) for r in csv.DictReader(f)]
+    cache = [json.loads(line) for line in (out / "search" / "cache.jsonl").read_text().splitlines()]
+    assert any('"ranks"' in json.dumps(c) for c in cache)  # factorised candidates were evaluated
+    for pick in ("accurate", "knee", "fast"):
+        verify = json.loads((out / "picks" / pick / "verify.json").read_text())
+        checks = {c["name"]: c for c in verify["checks"]}
+        assert checks["fp32_max_abs_logit_diff"]["passed"] and checks["fp32_top1_agreement"]["passed"]
+    assert plans
