@@ -38,7 +38,7 @@ from edgeprune.search.front import hypervolume, non_dominated
 from edgeprune.search.problem import CandidateStore
 from edgeprune.search.run import run_search
 from edgeprune.space import SearchSpace
-from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
+from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_changed_bn
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = (ROOT / ".." / "shared" / "data").resolve()
@@ -175,9 +175,7 @@ def main() -> None:
         tuned = {}
         for name, plan in (("unpruned", unpruned), ("knee", knee.plan)):
             t0 = time.time()
-            net = apply_plan(base, plan, evaluator.example)
-            if plan.keep or plan.drop_blocks:
-                recalibrate_bn(net, data.calib.x)
+            net = recalibrate_changed_bn(base, apply_plan(base, plan, evaluator.example), data.calib.x)
             fine_tune(
                 net,
                 data.train.x,

@@ -31,7 +31,7 @@ from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
 from edgeprune.rundir import RunDir
 from edgeprune.search.evaluator import torch_threads
-from edgeprune.train import evaluate_accuracy, recalibrate_bn
+from edgeprune.train import evaluate_accuracy, recalibrate_changed_bn
 
 
 def read_front(run: RunDir) -> list[tuple[PruningPlan, float]]:
@@ -100,9 +100,7 @@ def ensemble_run(
     for rank in chosen:
         plan = front[rank][0]
         reporter.stage("ensemble", f"fine-tuning front member {rank}")
-        net = apply_plan(base, plan, example)
-        if plan.keep or plan.drop_blocks:
-            recalibrate_bn(net, d.calib.x)
+        net = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
         net = _finetune_copy(net, inputs, base)
         members.append(net)
         rows.append(

@@ -21,7 +21,7 @@ from edgeprune.search.evaluator import Evaluator, torch_threads
 from edgeprune.search.result import SearchResult
 from edgeprune.search.run import build_space, run_search
 from edgeprune.space import SearchSpace
-from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
+from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_changed_bn
 
 
 def check_budget(evaluator: Evaluator, space: SearchSpace, budget_ms: float | None) -> None:
@@ -119,9 +119,7 @@ def finalize_stage(
         if plan is None:
             model = build_model(base_model_config(inputs, run)).model
         else:
-            model = apply_plan(base, plan, example)
-            if plan.keep or plan.drop_blocks:  # an unpruned pick keeps its trained statistics
-                recalibrate_bn(model, d.calib.x)
+            model = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
         acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
         model = _finetune_copy(model, inputs, base)
         acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before

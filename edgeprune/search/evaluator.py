@@ -25,7 +25,7 @@ from edgeprune.graph import ModelAnalysis, PruningPlan, analyze, apply_plan, cou
 from edgeprune.latency import LatencyPredictor, load_profile, predictor_for
 from edgeprune.models import build_model
 from edgeprune.search.config import SearchConfig
-from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_bn
+from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_changed_bn
 
 
 @contextlib.contextmanager
@@ -100,8 +100,7 @@ class Evaluator:
         """The pruned, BN-recalibrated network of ``plan`` (what the search scores)."""
         cfg = self.spec.search
         pruned = apply_plan(self.model, plan, self.example, analysis=self.analysis)
-        if plan.keep or plan.drop_blocks:
-            recalibrate_bn(pruned, self.calib.x, batch_size=cfg.batch_size)
+        recalibrate_changed_bn(self.model, pruned, self.calib.x, batch_size=cfg.batch_size)
         if cfg.finetune_steps:
             fine_tune(
                 pruned,

@@ -163,7 +163,9 @@ def test_rank_genes_job_ships_factorised_picks(tmp_path, small_config, capsys):
     from edgeprune.graph import PruningPlan
 
     out = tmp_path / "run"
-    assert _compile("--config", str(small_config), "--out", str(out), "--rank-genes", "--generations", "3") == 0
+    assert (
+        _compile("--config", str(small_config), "--out", str(out), "--rank-genes", "--generations", "3") == 0
+    )
     with (out / "pareto.csv").open() as f:
         plans = [PruningPlan.from_json(r["plan"]) for r in csv.DictReader(f)]
     cache = [json.loads(line) for line in (out / "search" / "cache.jsonl").read_text().splitlines()]

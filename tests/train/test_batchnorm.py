@@ -36,3 +36,24 @@ def test_recalibration_rescues_resnet56_at_30_percent(cifar_test_npz, shared_dat
     recalibrate_bn(pruned, calib, num_batches=4, batch_size=128)
     after = evaluate_accuracy(pruned, x, y)
     assert after > before + 0.15, (before, after)
+
+
+def test_only_batchnorms_after_the_first_change_are_re_estimated():
+    from edgeprune.graph import PruningPlan, apply_plan
+    from edgeprune.graph.tracing import batchnorms_after_first_change
+    from edgeprune.models.cifar_resnet import cifar_resnet
+    from edgeprune.train import recalibrate_changed_bn
+
+    torch.manual_seed(0)
+    model = cifar_resnet(20).eval()
+    x = torch.randn(64, 3, 32, 32)
+    dropped = apply_plan(model, PruningPlan(drop_blocks=("layer2.2",)), x[:1])
+    names = batchnorms_after_first_change(model, dropped, x)
+    assert "layer3.0.bn1" in names and "layer2.1.bn2" not in names and "bn1" not in names
+    factorised = apply_plan(model, PruningPlan(ranks={"layer3.1.conv1": 16}), x[:1])
+    assert min(batchnorms_after_first_change(model, factorised, x)) == "layer3.1.bn1"
+    assert batchnorms_after_first_change(model, apply_plan(model, PruningPlan(), x[:1]), x) == set()
+    before = dropped.layer1[0].bn1.running_mean.clone()
+    recalibrate_changed_bn(model, dropped, x, batch_size=32)
+    assert torch.equal(dropped.layer1[0].bn1.running_mean, before)  # untouched upstream of the change
+    assert not torch.equal(dropped.layer3[0].bn1.running_mean, model.layer3[0].bn1.running_mean)
