@@ -92,6 +92,23 @@ def random_mobilenet(multiple: int, rng: np.random.Generator) -> nn.Module:
     return model.eval()
 
 
+def random_lowrank_resnet56(multiple: int, rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """A maker of random ResNet-56s from the search space with rank genes: pruned, shallower, factorised."""
+    from edgeprune.graph import analyze, apply_plan
+    from edgeprune.models.cifar_resnet import cifar_resnet
+    from edgeprune.space import SearchSpace
+
+    model, example = cifar_resnet(56).eval(), torch.zeros(1, *SHAPE)
+    analysis = analyze(model, example, multiple)
+    space = SearchSpace.from_analysis(analysis, multiple, rank_genes=True)
+
+    def make() -> nn.Module:
+        plan = space.decode(space.random(rng, 1)[0])
+        return apply_plan(model, plan, example, analysis=analysis)
+
+    return make
+
+
 def measure_end_to_end_ms(
     models: list[bytes], passes: int, runs: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -128,6 +145,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--target", default="host-cpu")
+    ap.add_argument(
+        "--families",
+        default="resnet56,mobilenet_v2",
+        help="also: resnet56-lowrank (rank genes, needs --ranks kernels)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency_fidelity.json")
     args = ap.parse_args()
     profile = load_profile(args.target)
@@ -136,10 +158,13 @@ def main() -> None:
     torch.manual_seed(args.seed)  # weights do not matter for timing; fixed for reproducible exports
     results: dict[str, dict] = {}
     start = time.time()
-    for family, make in (
-        ("resnet56", lambda: random_resnet(56, profile.channel_multiple, rng)),
-        ("mobilenet_v2", lambda: random_mobilenet(profile.channel_multiple, rng)),
-    ):
+    makers = {
+        "resnet56": lambda: random_resnet(56, profile.channel_multiple, rng),
+        "mobilenet_v2": lambda: random_mobilenet(profile.channel_multiple, rng),
+        "resnet56-lowrank": random_lowrank_resnet56(profile.channel_multiple, rng),
+    }
+    for family in args.families.split(","):
+        make = makers[family]
         nets = [make() for _ in range(args.n)]
         keys = [extract_kernels(m, SHAPE) for m in nets]
         pred = np.array([predictor.predict_kernels_ms(k) for k in keys])
@@ -171,7 +196,13 @@ def main() -> None:
         "command": "python benchmarks/latency_fidelity.py "
         + " ".join(
             f"--{k} {v}"
-            for k, v in (("n", args.n), ("passes", args.passes), ("runs", args.runs), ("seed", args.seed))
+            for k, v in (
+                ("n", args.n),
+                ("passes", args.passes),
+                ("runs", args.runs),
+                ("seed", args.seed),
+                ("families", args.families),
+            )
         ),
         "target": profile.name,
         "table_source": predictor.source,
