@@ -38,13 +38,14 @@ def export_pick(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty")
-    out.mkdir(parents=True, exist_ok=True)
-    if plan is not None:
+    if plan is not None:  # a bad plan fails before anything is written
         try:
             parsed = PruningPlan.from_json(Path(plan).read_text())
         except OSError as err:
             raise ConfigError(f"cannot read plan {plan}: {err}") from None
         model = apply_plan(model, parsed, example)
+    out.mkdir(parents=True, exist_ok=True)
+    if plan is not None:
         shutil.copyfile(plan, out / PLAN)
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / WEIGHTS)
     try:

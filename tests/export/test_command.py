@@ -59,3 +59,28 @@ def test_export_then_verify_digits(tmp_path, capsys):
         main(["export", "digits-resnet", "--data", "digits", "--target", "host-cpu", "--out", str(out)]) != 0
     )
     assert "not empty" in capsys.readouterr().err
+
+
+def test_export_with_a_rank_larger_than_the_layer_allows_is_one_line(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"version": 1, "keep": {}, "drop_blocks": [], "ranks": {"layer3.0.conv1": 999}})
+    )
+    rc = main(["export", "digits-resnet", "--data", "digits", "--target", "host-cpu", "--plan", str(plan),
+               "--out", str(tmp_path / "pick")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and len(err.splitlines()) == 1 and "larger than the layer allows" in err, err
+    assert not (tmp_path / "pick").exists()
+
+
+def test_export_of_a_factorised_network_verifies(tmp_path, capsys):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "channel_multiple": 16, "ranks": {"layer3.0.conv1": 16}}))
+    out = tmp_path / "pick"
+    rc = main(["export", "digits-resnet", "--data", "digits", "--target", "host-cpu", "--plan", str(plan),
+               "--out", str(out)])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert main(["verify", str(out), "--target", "host-cpu", "--data", "digits", "--images", "200",
+                 "--repetitions", "10"]) == 0, capsys.readouterr().err  # fmt: skip
+    doc = json.loads((out / "verify.json").read_text())
+    assert doc["parity_fp32"]["top1_agreement"] == 1.0
