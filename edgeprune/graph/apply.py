@@ -4,8 +4,9 @@ Steps: copy the model, replace the dropped blocks by ``nn.Identity`` (module nam
 kept, so group names stay valid), trace the copy, score every planned group's channels with the
 plan's criterion (all scores before any cut), then cut the lowest-scoring channels of each group with
 torch-pruning's ``get_pruning_group(...).prune()``, and last factorise every layer the plan gives a
-rank (truncated SVD at the pruned width, :mod:`edgeprune.graph.lowrank`). The result is checked: it runs, its output shape
-is unchanged and its parameter count is the one :func:`predict_params` promised; a failed check is an
+rank (truncated SVD at the pruned width, :mod:`edgeprune.graph.lowrank`). The result is checked: it
+runs, its output shape is unchanged and its parameter count is the one :func:`predict_params`
+promised; a failed check is an
 :class:`UnsupportedModelError`, never a silently wrong network. Deterministic: the same plan on the
 same model gives the same weights bit for bit.
 """

@@ -33,7 +33,7 @@ def full_rank(cin: int, cout: int, k: int) -> int:
 
 def saves(rank: int, cin: int, cout: int, k: int) -> bool:
     """Whether factorising at ``rank`` has fewer parameters (and MACs) than the layer itself."""
-    return rank * (cin * k * k + cout) < cout * cin * k * k
+    return factorised_params(rank, cin, cout, k) < cout * cin * k * k
 
 
 def factorised_params(rank: int, cin: int, cout: int, k: int) -> int:
@@ -120,45 +120,39 @@ def _svd_factors(w2d: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tens
 
 def factorise(layer: nn.Module, rank: int, name: str = "layer") -> nn.Module:
     """The rank-``rank`` factorisation of a ``Conv2d`` (groups 1) or ``Linear``; ``ConfigError`` if it cannot be."""
+    if not isinstance(layer, (nn.Conv2d, nn.Linear)):
+        raise ConfigError(
+            f"layer {name!r} is a {type(layer).__name__}; only Conv2d and Linear layers take a rank"
+        )
+    if isinstance(layer, nn.Conv2d) and (
+        layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str)
+    ):
+        raise ConfigError(f"layer {name!r} cannot be factorised (grouped, or padding {layer.padding!r})")
+    w2d = layer.weight.reshape(layer.weight.shape[0], -1)  # cout x (cin·k·k), or out x in
+    most = min(w2d.shape)
+    if not 1 <= rank <= most:
+        raise ConfigError(f"rank {rank} for layer {name!r} is out of range: that layer allows 1 to {most}")
+    a, b = _svd_factors(w2d, rank)
+    first: nn.Conv2d | nn.Linear
+    second: nn.Conv2d | nn.Linear
     if isinstance(layer, nn.Conv2d):
-        if layer.groups != 1 or layer.padding_mode != "zeros" or isinstance(layer.padding, str):
-            raise ConfigError(f"layer {name!r} cannot be factorised (grouped, or padding {layer.padding!r})")
         cout, cin, kh, kw = layer.weight.shape
-        most = min(cout, cin * kh * kw)
-        if not 1 <= rank <= most:
-            raise ConfigError(
-                f"rank {rank} for layer {name!r} is out of range: that layer allows 1 to {most}"
-            )
-        a, b = _svd_factors(layer.weight.reshape(cout, -1), rank)
         stride, padding, dilation = (
             cast(tuple[int, int], tuple(v)) for v in (layer.stride, layer.padding, layer.dilation)
         )
-        spatial = nn.Conv2d(cin, rank, (kh, kw), stride, padding, dilation, bias=False)
-        pointwise = nn.Conv2d(rank, cout, 1, bias=layer.bias is not None)
-        with torch.no_grad():
-            spatial.weight.copy_(b.reshape(rank, cin, kh, kw))
-            pointwise.weight.copy_(a.reshape(cout, rank, 1, 1))
-            if layer.bias is not None and pointwise.bias is not None:
-                pointwise.bias.copy_(layer.bias)
-        return FactorisedConv(spatial, pointwise).to(layer.weight.device)
-    if isinstance(layer, nn.Linear):
-        most = min(layer.in_features, layer.out_features)
-        if not 1 <= rank <= most:
-            raise ConfigError(
-                f"rank {rank} for layer {name!r} is out of range: that layer allows 1 to {most}"
-            )
-        a, b = _svd_factors(layer.weight, rank)
-        down = nn.Linear(layer.in_features, rank, bias=False)
-        up = nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
-        with torch.no_grad():
-            down.weight.copy_(b)
-            up.weight.copy_(a)
-            if layer.bias is not None:
-                up.bias.copy_(layer.bias)
-        return FactorisedLinear(down, up).to(layer.weight.device)
-    raise ConfigError(
-        f"layer {name!r} is a {type(layer).__name__}; only Conv2d and Linear layers take a rank"
-    )
+        first = nn.Conv2d(cin, rank, (kh, kw), stride, padding, dilation, bias=False)
+        second = nn.Conv2d(rank, cout, 1, bias=layer.bias is not None)
+    else:
+        first = nn.Linear(layer.in_features, rank, bias=False)
+        second = nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
+    with torch.no_grad():
+        first.weight.copy_(b.reshape(first.weight.shape))
+        second.weight.copy_(a.reshape(second.weight.shape))
+        if layer.bias is not None and second.bias is not None:
+            second.bias.copy_(layer.bias)
+    if isinstance(layer, nn.Conv2d):
+        return FactorisedConv(cast(nn.Conv2d, first), cast(nn.Conv2d, second)).to(layer.weight.device)
+    return FactorisedLinear(cast(nn.Linear, first), cast(nn.Linear, second)).to(layer.weight.device)
 
 
 def apply_ranks(model: nn.Module, ranks: Mapping[str, int]) -> None:

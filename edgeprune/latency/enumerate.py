@@ -15,6 +15,7 @@ kept only where they still save at the pruned width — the same rule :meth:`Sea
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import product
 
 from torch import nn
@@ -65,12 +66,7 @@ def _rank_variants(unpruned: KernelKey, key: KernelKey, multiple: int) -> list[K
         [0, *(r for r in rank_levels(ci, co, k, multiple) if saves(r, pi, po, k))]
         for (ci, co, k), (pi, po, _) in zip(_layer_shapes(unpruned), _layer_shapes(key), strict=True)
     ]
-    out = []
-    for ranks in product(*options):
-        variant = rank_variant(key.variant, tuple(ranks))
-        out.append(KernelKey(key.op, key.h, key.w, key.cin, key.mid, key.cout, key.k, key.stride,
-                             key.groups, variant, key.precision))  # fmt: skip
-    return out
+    return [replace(key, variant=rank_variant(key.variant, tuple(ranks))) for ranks in product(*options)]
 
 
 def enumerate_kernels(

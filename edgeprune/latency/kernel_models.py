@@ -51,12 +51,12 @@ def kernel_module(key: KernelKey) -> nn.Module:
     """A module that runs exactly ``key`` (random weights: timing does not depend on values)."""
     module = _plain_module(key)
     ranks = key.ranks
-    if ranks:
-        names = {"cifar_block": ("conv1", "conv2"), "conv": ("0",), "gap_linear": ("linear",)}
-        layers = names.get(key.op, ("",))
-        if key.op == "linear":
-            return factorise(module, ranks[0])
-        apply_ranks(module, {n: r for n, r in zip(layers, ranks, strict=True) if r})
+    if not ranks:
+        return module
+    if key.op == "linear":  # the module is the layer itself
+        return factorise(module, ranks[0])
+    layers = {"cifar_block": ("conv1", "conv2"), "conv": ("0",), "gap_linear": ("linear",)}[key.op]
+    apply_ranks(module, {n: r for n, r in zip(layers, ranks, strict=True) if r})
     return module
 
 

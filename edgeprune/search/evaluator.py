@@ -81,7 +81,7 @@ class Evaluator:
         n_calib = min(len(data.train), cfg.calib_batches * cfg.batch_size)
         self.calib = data.train.head(n_calib)
         # the optional short fine-tune reads its own training images (not only the calibration batches)
-        self.tune = data.train.head(min(len(data.train), cfg.finetune_steps * cfg.batch_size))
+        self.tune = data.train.head(cfg.finetune_steps * cfg.batch_size)
         self.robust: Split | None = None
         if "robustness" in cfg.objectives:
             head = data.val.head(cfg.robustness_size)

@@ -117,10 +117,11 @@ class SearchSpace:
                     genes.append(Gene(f"width:{g.name}", "width", g.name, levels))
                 continue
             genes.append(Gene(f"keep:{g.name}", "keep", g.name, levels, _block_of(g.layers, all_blocks)))
+        widths = {g.name: g.channels for g in analysis.groups}
         rank_weights: dict[str, ParamShape] = {}
         if rank_genes:
             for layer, weight in factorisable_layers(analysis).items():
-                cout, cin, k = layer_shape(weight, {g.name: g.channels for g in analysis.groups})
+                cout, cin, k = layer_shape(weight, widths)
                 levels = rank_levels(cin, cout, k, channel_multiple)
                 if levels:
                     rank_weights[layer] = weight
@@ -130,7 +131,6 @@ class SearchSpace:
             raise ConfigError(
                 "the model has nothing to search: no prunable group wider than one channel multiple"
             )
-        widths = {g.name: g.channels for g in analysis.groups}
         return cls(tuple(genes), stage_blocks, channel_multiple, criterion, rank_weights, widths)
 
     # --- sizes and bounds --------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from edgeprune.errors import DataError
+from edgeprune.graph.tracing import batchnorms_after_first_change
 
 
 def recalibrate_bn(
@@ -73,8 +74,6 @@ def recalibrate_changed_bn(
     the network was trained with. On ResNet-56 re-estimating *every* BatchNorm of the unpruned network
     on a few batches cost 1.9 points; in transfer mode, re-estimating a frozen backbone's statistics
     on the new task's images cost ~6 points."""
-    from edgeprune.graph.tracing import batchnorms_after_first_change
-
     derived.eval()
     only = batchnorms_after_first_change(original, derived, x[:1])
     if only:

@@ -3,22 +3,13 @@ from __future__ import annotations
 import time
 
 import pytest
+from latency_helpers import PROV
 
 from edgeprune.errors import ProfileError
 from edgeprune.latency import LatencyPredictor, LatencyTable, extract_kernels, load_profile, predictor_for
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.predictor import network_overhead_key, overhead_key
 from edgeprune.models.cifar_resnet import cifar_resnet
-
-PROV = {
-    "source": "measured",
-    "device": "cpu",
-    "runtime": "onnxruntime-cpu",
-    "runtime_version": "1",
-    "threads": 1,
-    "date": "2026-01-01T00:00:00Z",
-    "method": "test",
-}
 
 
 def _table(entries):

@@ -3,20 +3,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from latency_helpers import PROV
 
 from edgeprune.errors import ProfileError
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.table import LatencyTable
 
-PROV = {
-    "source": "measured",
-    "device": "cpu",
-    "runtime": "onnxruntime-cpu",
-    "runtime_version": "1",
-    "threads": 1,
-    "date": "2026-01-01T00:00:00Z",
-    "method": "test",
-}
 K = KernelKey("cifar_block", 8, 8, 64, 32, 64)
 
 
