@@ -224,6 +224,14 @@ class SearchSpace:
             x[i] = int(np.argmin([abs(level - want) for level in gene.levels]))
         return x
 
+    def shallow(self, ratio: float) -> np.ndarray:
+        """Drop ``ratio`` of every stage's droppable blocks (rounded; trailing first); widths unpruned."""
+        x = self.unpruned()
+        for i, gene in enumerate(self.genes):
+            if gene.kind == "depth":
+                x[i] = int(round(gene.upper * (1.0 - ratio)))
+        return x
+
     def random(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` uniformly random genomes."""
         return rng.integers(0, self.upper_bounds + 1, size=(n, self.n_var))
