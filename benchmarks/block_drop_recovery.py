@@ -35,6 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--drops", default="0,9,13", help="how many blocks to drop, comma-separated")
+    ap.add_argument("--lr", type=float, default=0.01)
+    ap.add_argument("--kd-alpha", type=float, default=0.0, help="distil from the original network (0: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "block_drop_recovery.json")
     args = ap.parse_args()
@@ -54,7 +56,15 @@ def main() -> None:
         before = evaluate_accuracy(net, data.test.x, data.test.y)
         t0 = time.time()
         fine_tune(
-            net, data.train.x, data.train.y, epochs=args.epochs, lr=0.01, batch_size=128, seed=args.seed
+            net,
+            data.train.x,
+            data.train.y,
+            epochs=args.epochs,
+            lr=args.lr,
+            batch_size=128,
+            seed=args.seed,
+            teacher=base if args.kd_alpha > 0 else None,
+            kd_alpha=args.kd_alpha,
         )
         after = evaluate_accuracy(net.eval(), data.test.x, data.test.y)
         rows.append({
@@ -72,8 +82,9 @@ def main() -> None:
         )
     out = {
         "benchmark": "block_drop_recovery", "model": "resnet56", "train_images": len(data.train),
-        "finetune_epochs": args.epochs, "rows": rows,
-        "command": f"python benchmarks/block_drop_recovery.py --epochs {args.epochs} --drops {args.drops} --seed {args.seed}",
+        "finetune_epochs": args.epochs, "lr": args.lr, "kd_alpha": args.kd_alpha, "rows": rows,
+        "command": f"python benchmarks/block_drop_recovery.py --epochs {args.epochs} --drops {args.drops} "
+        f"--lr {args.lr} --kd-alpha {args.kd_alpha} --seed {args.seed}",
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float))
