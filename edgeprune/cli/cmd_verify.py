@@ -19,16 +19,31 @@ import click
 @click.option(
     "--passes", default=3, show_default=True, help="Latency passes (reported: min of pass medians)."
 )
+@click.option(
+    "--latency-band",
+    default="0.5,1.5",
+    show_default=True,
+    help="LO,HI: measured / predicted latency must lie in this band (checked for measured tables).",
+)
 @click.option("--remote", help="URL of an `edgeprune agent` that times the model on the device.")
 @click.option("--token", help="Agent token (default: $EDGEPRUNE_AGENT_TOKEN).")
 def command(pick_dir: Path, target: str, data: str, images: int, repetitions: int, passes: int,
-            remote: str | None, token: str | None) -> None:  # fmt: skip
+            latency_band: str, remote: str | None, token: str | None) -> None:  # fmt: skip
     """Verify PICK_DIR (parity, accuracy, latency on TARGET); exit non-zero if a check fails."""
+    from edgeprune.errors import ConfigError
+    from edgeprune.verify.checks import VerifyThresholds
     from edgeprune.verify.command import run_verify
 
+    try:
+        lo, hi = (float(v) for v in latency_band.split(","))
+        thresholds = VerifyThresholds(latency_ratio_min=lo, latency_ratio_max=hi)
+    except ValueError:  # pydantic's ValidationError is a ValueError too
+        raise ConfigError(f"--latency-band wants LO,HI with 0 < LO <= HI, got {latency_band!r}") from None
+    if lo > hi:
+        raise ConfigError(f"--latency-band wants LO,HI with 0 < LO <= HI, got {latency_band!r}")
     report = run_verify(
         pick_dir, target=target, data=data, remote=remote, token=token or os.environ.get("EDGEPRUNE_AGENT_TOKEN"),
-        images=images, repetitions=repetitions, passes=passes,
+        images=images, repetitions=repetitions, passes=passes, thresholds=thresholds,
     )  # fmt: skip
     lat = report.sections.get("latency", {})
     acc = report.sections.get("accuracy", {})

@@ -114,6 +114,10 @@ def test_missing_pick_and_wrong_input_shape(pick, tmp_path, capsys):
 
     assert main(["verify", str(tmp_path / "none"), "--target", "host-cpu", "--data", "digits"]) != 0
     assert "pick directory not found" in capsys.readouterr().err
+    for band in ("1.5", "2,1", "a,b", "0,1"):
+        rc = main(["verify", str(pick), "--target", "host-cpu", "--data", "digits", "--latency-band", band])
+        err = capsys.readouterr().err.strip()
+        assert rc != 0 and "--latency-band wants LO,HI" in err and "\n" not in err, (band, err)
     rng = np.random.default_rng(0)
     small = tmp_path / "small.npz"  # 16x16 RGB images for a 3x32x32 model
     np.savez(small, x=rng.integers(0, 255, (60, 16, 16, 3), dtype=np.uint8), y=np.arange(60) % 10)
