@@ -40,7 +40,7 @@ def _archive_front(ctx: SearchContext) -> tuple[np.ndarray, np.ndarray]:
     order = nd[np.argsort(F[nd, 0], kind="stable")]
     err = F[order, 0]
     lat = np.array([items[i][2]["latency_ms"] for i in order])
-    knee = choose_picks(err, lat, F[order], ctx.cfg.fast_tolerance).knee
+    knee = choose_picks(err, lat, F[order], ctx.cfg.fast_tolerance, ctx.cfg.knee_tolerance).knee
     return genomes[order], genomes[order[knee]]
 
 

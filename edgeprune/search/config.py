@@ -42,6 +42,7 @@ class SearchConfig(FrozenConfig):
     robustness_size: int = Field(default=250, ge=10)  # validation images per corruption kind
     # picks
     fast_tolerance: float = Field(default=0.03, ge=0.0, le=1.0)  # error above the most accurate member
+    knee_tolerance: float = Field(default=0.10, ge=0.0, le=1.0)  # the knee's candidates, the same way
     # bi-level (Bi-CNN-D-C / CEMBA)
     lower_population: int = Field(default=8, ge=4)
     lower_archs: int = Field(default=2, ge=1)

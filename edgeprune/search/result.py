@@ -65,6 +65,7 @@ def build_result(
     budget_ms: float | None,
     max_params: int | None,
     fast_tolerance: float,
+    knee_tolerance: float,
     history: Sequence[dict[str, float]],
     latency_source: str,
 ) -> SearchResult:
@@ -86,7 +87,7 @@ def build_result(
     err = np.array([records[i]["error"] for i in nd])
     lat = np.array([records[i]["latency_ms"] for i in nd])
     # the knee is the trade-off a deployer makes: error against latency on the target
-    picks: Picks = choose_picks(err, lat, np.column_stack([err, lat]), fast_tolerance)
+    picks: Picks = choose_picks(err, lat, np.column_stack([err, lat]), fast_tolerance, knee_tolerance)
     return SearchResult(
         strategy=strategy,
         objectives=objectives,

@@ -165,5 +165,5 @@ def run_search(
         cache.close()
     return build_result(
         cfg.strategy, space, cache, cfg.objectives, cfg.budget_ms, cfg.max_params, cfg.fast_tolerance,
-        ctx.history, evaluator.latency_source,
+        cfg.knee_tolerance, ctx.history, evaluator.latency_source,
     )  # fmt: skip

@@ -20,3 +20,19 @@ def test_picks_accurate_fast_and_an_interior_knee():
     assert p.knee == 2  # the sharp bend of the front
     emu = expected_marginal_utility(F)
     assert emu.shape == (5,) and emu[2] > emu[1] and emu[2] > emu[3]
+
+
+def test_knee_stays_within_its_tolerance_of_the_accurate_pick():
+    # the flat search's 2-D front on ResNet-56 (approximate error, predicted latency / unpruned), seed 0:
+    # near-linear once normalised, it reaches down to networks near chance accuracy
+    F = np.array([[0.072, 1.0], [0.078, 0.959], [0.142, 0.791], [0.172, 0.76], [0.22, 0.747], [0.23, 0.74],
+                  [0.288, 0.652], [0.292, 0.618], [0.298, 0.574], [0.308, 0.558], [0.362, 0.535],
+                  [0.388, 0.528], [0.43, 0.495], [0.444, 0.454], [0.538, 0.429], [0.61, 0.402],
+                  [0.614, 0.395], [0.654, 0.342], [0.658, 0.33], [0.716, 0.319], [0.728, 0.3], [0.758, 0.178],
+                  [0.792, 0.145], [0.848, 0.129], [0.856, 0.124]])  # fmt: skip
+    anywhere = choose_picks(F[:, 0], F[:, 1], F, fast_tolerance=0.03, knee_tolerance=1.0)
+    assert F[anywhere.knee, 0] > 0.5  # what an unbounded knee does on such a front
+    p = choose_picks(F[:, 0], F[:, 1], F, fast_tolerance=0.03, knee_tolerance=0.10)
+    assert p.knee == 2 and (p.accurate, p.fast) == (0, 1)
+    # fewer than three members within the tolerance: the knee is the accurate pick
+    assert choose_picks(F[:, 0], F[:, 1], F, fast_tolerance=0.03, knee_tolerance=0.01).knee == 0
