@@ -195,7 +195,7 @@ def main() -> None:
     t0 = time.time()
     lab.measure_all([unpruned, *(p for recs in fronts.values() for p, _ in recs)], seed=args.seed)
     ref_ms = lab.ms[unpruned.key()]
-    ref_pred_ms = memo.map([unpruned])[0]["latency_ms"]
+    ref_pred_ms = evaluator.predictor.predict_ms(evaluator.model, evaluator.input_shape)
     print(f"measured {len(lab.ms)} networks, 3 shuffled passes ({time.time() - t0:.0f} s)", flush=True)
     for method, recs in fronts.items():
         front = measured_front(recs, lab, ref_ms, ref_pred_ms)
