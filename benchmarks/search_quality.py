@@ -2,8 +2,9 @@
 
 For our flat NSGA-III (latency from the table), the bi-level search, NSGA-III with FLOPs in place of
 latency, random search and uniform L1 pruning — all through the same approximate evaluator at (about)
-equal evaluation budget — it measures every front member end to end with ONNX Runtime (1 intra-op
-thread) and reports the hypervolume in (error, measured latency / unpruned latency) space. Then it
+equal evaluation budget (every method cut at the flat search's count) — it measures every front
+member end to end with ONNX Runtime (1 intra-op thread), all of them together after the searches, and
+reports the hypervolume in (error, measured latency / unpruned latency) space. Then it
 fine-tunes the knee of our search and the unpruned network with the same recipe and reports the knee's
 measured speedup (interleaved in one run) and its test-accuracy drop.
 
@@ -68,7 +69,7 @@ class LatencyLab:
     All plans are measured together after every search has finished: each pass visits every plan once
     in a fresh random order (warm-up, then the median of ``repetitions`` calls), and a plan's latency is
     the minimum of its pass medians. The methods ran minutes apart; measuring each front right after
-    its search let the machine's drift (5-10 % between runs here) land on one method and not another.
+    its search let the machine's drift (25 % within one run here) land on one method and not another.
     """
 
     def __init__(self, base: torch.nn.Module, example: torch.Tensor, workdir: Path):
