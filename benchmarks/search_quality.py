@@ -126,6 +126,34 @@ def first_front(
     return [head[i] for i in non_dominated(F)]
 
 
+def plot_fronts(out: dict, path: Path) -> Path:
+    """Every method's measured front as a staircase in (latency / unpruned, error), the knee marked."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    for method, r in out["methods"].items():
+        pts = sorted((p["latency_rel"], p["error"]) for p in r["points"])
+        xs, ys = zip(*pts, strict=True)
+        ax.step(xs, ys, where="post", marker="o", ms=3, label=f"{method} (HV {r['hypervolume']:.3f})")
+    knee = out.get("knee") or {}
+    if knee:
+        x = 1.0 / knee["measured_speedup"]  # measured interleaved with the unpruned network, after finalize
+        ax.scatter([x], [knee["search_metrics"]["error"]], s=180, marker="*", c="#d62728", zorder=5,
+                   label=f"knee: {knee['measured_speedup']:.2f}x, {knee['drop_vs_unpruned_finetuned_points']:.2f} pt")  # fmt: skip
+    ax.set_xlabel("measured latency / unpruned (ONNX Runtime, 1 thread)")
+    ax.set_ylabel("approximate error (search)")
+    ax.set_title(f"ResNet-56 on host-cpu, seed {out['args'].get('seed', '?')}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evals", type=int, default=200, help="evaluation budget per method")
@@ -139,7 +167,11 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--methods", default="nsga3,bilevel,nsga3-flops,random,uniform")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "search_quality.json")
+    ap.add_argument("--plot", type=Path, help="only redraw the PNG of an earlier run's JSON")
     args = ap.parse_args()
+    if args.plot is not None:
+        print(f"wrote {plot_fronts(json.loads(args.plot.read_text()), args.plot.with_suffix('.png'))}")
+        return
     t_start = time.time()
     torch.manual_seed(args.seed)
     weights = SHARED / "pretrained" / "resnet56-4bfd9763.th"
@@ -261,6 +293,7 @@ def main() -> None:
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1, default=float))
+    plot_fronts(out, args.out.with_suffix(".png"))
     print(f"wrote {args.out} ({out['seconds']:.0f} s)")
 
 
