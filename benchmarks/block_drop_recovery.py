@@ -12,11 +12,11 @@ predicted speedup. Writes ``benchmarks/results/block_drop_recovery.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
+from bench_common import command_line, write_result
 
 from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.data import load_data
@@ -83,12 +83,9 @@ def main() -> None:
     out = {
         "benchmark": "block_drop_recovery", "model": "resnet56", "train_images": len(data.train),
         "finetune_epochs": args.epochs, "lr": args.lr, "kd_alpha": args.kd_alpha, "rows": rows,
-        "command": f"python benchmarks/block_drop_recovery.py --epochs {args.epochs} --drops {args.drops} "
-        f"--lr {args.lr} --kd-alpha {args.kd_alpha} --seed {args.seed}",
+        "command": command_line(__file__, args),
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1, default=float))
-    print(f"wrote {args.out}")
+    print(f"wrote {write_result(args.out, out)}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ fine-tuning steps, top-1 error on a validation subset); the low-rank one also ha
 factorisable conv (``--rank-genes``). Every front member is measured end to end with ONNX Runtime
 (1 intra-op thread) and the benchmark reports, per search: the hypervolume in (error, measured latency
 / unpruned latency) space, and the best measured latency among members within 1.5 points of the
-unpruned network's approximate error. Needs the host-cpu table's rank kernels
+unpruned network's approximate error. Both fronts are measured together after the searches, in
+shuffled passes (``search_quality.LatencyLab``). Needs the host-cpu table's rank kernels
 (``edgeprune profile --target host-cpu --model resnet56 --ranks``).
 
     python benchmarks/lowrank_search.py --evals 120 --workers 2   # writes benchmarks/results/lowrank_search.json
@@ -15,13 +16,13 @@ unpruned network's approximate error. Needs the host-cpu table's rank kernels
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from search_quality import SHARED, LatencyLab, MemoExecutor, front_records, measured_front
+from bench_common import command_line, write_result
+from search_quality import SHARED, LatencyLab, MemoExecutor, measured_front
 
 from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.graph import PruningPlan
@@ -54,6 +55,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     work = Path(tempfile.mkdtemp(prefix="edgeprune-lr-"))
     lab = None
+    fronts: dict[str, list[tuple[PruningPlan, dict[str, float]]]] = {}
     for name, ranks in (("pruning_only", False), ("lowrank_pruning", True)):
         t0 = time.time()
         spec = EvaluatorSpec(
@@ -62,7 +64,7 @@ def main() -> None:
         evaluator = Evaluator(spec)
         if lab is None:
             lab = LatencyLab(evaluator.model, evaluator.example, work)
-            ref_ms = lab.measure(PruningPlan())
+            ref_pred_ms = evaluator.predictor.predict_ms(evaluator.model, evaluator.input_shape)
             unpruned_error = evaluator.evaluate(PruningPlan())["error"]
         executor = MemoExecutor(make_executor("local", spec, args.workers, evaluator=evaluator))
         budget = results.get("pruning_only", {}).get("n_evals")
@@ -72,19 +74,31 @@ def main() -> None:
             )
         r = run_search(spec, work / name, evaluator=evaluator, executor=executor)
         executor.inner.close()
-        recs = front_records(r)
-        front = measured_front(recs, lab, ref_ms)
+        fronts[name] = [(c.plan, c.metrics) for c in r.front_candidates()]
+        results[name] = {
+            "n_evals": r.n_evals,
+            "genes": build_space(evaluator).n_var,
+            "members_with_ranks": sum(bool(p.ranks) for p, _ in fronts[name]),
+            "seconds": round(time.time() - t0, 1),
+        }
+        print(
+            f"{name:16s} evals {r.n_evals:4d}  front {len(fronts[name]):3d}  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
+    assert lab is not None
+    # both fronts measured together, in shuffled passes (see search_quality.LatencyLab)
+    lab.measure_all([PruningPlan(), *(p for recs in fronts.values() for p, _ in recs)], seed=args.seed)
+    ref_ms = lab.ms[PruningPlan().key()]
+    for name, recs in fronts.items():
+        front = measured_front(recs, lab, ref_ms, ref_pred_ms)
         within = [
-            (lab.measure(p) / ref_ms, p, m)
+            (lab.ms[p.key()] / ref_ms, p, m)
             for p, m in recs
             if m["error"] <= unpruned_error + args.max_drop / 100
         ]
         best_rel, best_plan, best_m = min(within, key=lambda t: t[0])
-        results[name] = {
-            "n_evals": r.n_evals,
-            "genes": build_space(evaluator).n_var,
+        results[name].update({
             **front,
-            "members_with_ranks": sum(bool(p.ranks) for p, _ in recs),
             "best_within_drop": {
                 "latency_rel": best_rel,
                 "measured_speedup": 1.0 / best_rel,
@@ -93,12 +107,10 @@ def main() -> None:
                 "ranks": dict(best_plan.ranks),
                 "dropped_blocks": len(best_plan.drop_blocks),
             },
-            "seconds": round(time.time() - t0, 1),
-        }
+        })  # fmt: skip
         print(
-            f"{name:16s} evals {r.n_evals:4d}  front {front['front_size']:3d}  HV {front['hypervolume']:.4f}  "
-            f"best within {args.max_drop} pt: {1.0 / best_rel:.2f}x ({len(best_plan.ranks)} ranks)  "
-            f"({time.time() - t0:.0f} s)",
+            f"{name:16s} HV {front['hypervolume']:.4f}  "
+            f"best within {args.max_drop} pt: {1.0 / best_rel:.2f}x ({len(best_plan.ranks)} ranks)",
             flush=True,
         )
     lr, po = results["lowrank_pruning"], results["pruning_only"]
@@ -112,11 +124,9 @@ def main() -> None:
         "benchmark": "lowrank_search", "model": "resnet56", "target": "host-cpu",
         "unpruned_measured_ms": ref_ms, "unpruned_approx_error": unpruned_error, "results": results,
         "verdict": verdict, "seconds": round(time.time() - t_start, 1),
-        "command": "python benchmarks/lowrank_search.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "command": command_line(__file__, args),
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1, default=float))
+    write_result(args.out, out)
     print(f"{verdict}; wrote {args.out} ({out['seconds']:.0f} s)")
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import command_line, write_result
 
 from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.data import load_data
@@ -289,10 +290,9 @@ def main() -> None:
     out = {
         "benchmark": "search_quality", "model": "resnet56", "target": "host-cpu", "args": {k: str(v) for k, v in vars(args).items()},
         "unpruned_measured_ms": ref_ms, "methods": results, "knee": knee_report, "seconds": round(time.time() - t_start, 1),
-        "command": "python benchmarks/search_quality.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out"),
+        "command": command_line(__file__, args),
     }  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1, default=float))
+    write_result(args.out, out)
     plot_fronts(out, args.out.with_suffix(".png"))
     print(f"wrote {args.out} ({out['seconds']:.0f} s)")
 
