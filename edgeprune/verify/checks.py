@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgeprune.config import FrozenConfig
 
@@ -28,6 +28,14 @@ class VerifyThresholds(FrozenConfig):
     int8_max_accuracy_drop: float = Field(default=0.01, ge=0, le=1)  # 1 point
     latency_ratio_min: float = Field(default=0.5, gt=0)  # measured / predicted; checked for measured tables
     latency_ratio_max: float = Field(default=1.5, gt=0)
+
+    @model_validator(mode="after")
+    def _band_is_ordered(self) -> VerifyThresholds:
+        if self.latency_ratio_min > self.latency_ratio_max:
+            raise ValueError(
+                f"latency_ratio_min {self.latency_ratio_min} is above latency_ratio_max {self.latency_ratio_max}"
+            )
+        return self
 
 
 @dataclass(frozen=True)
