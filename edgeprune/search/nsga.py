@@ -41,8 +41,12 @@ def initial_population(
     ``size`` of them)."""
     idx = free if free is not None else list(range(space.n_var))
     rows: list[tuple[int, ...]] = []
-    seeds = [space.unpruned(), *(space.uniform(r) for r in UNIFORM_RATIOS)]
-    for g in [*seeds, *(space.shallow(r) for r in DEPTH_RATIOS)]:
+    seeds = [
+        space.unpruned(),
+        *(space.uniform(r) for r in UNIFORM_RATIOS),
+        *(space.shallow(r) for r in DEPTH_RATIOS),
+    ]
+    for g in seeds:
         t = tuple(int(v) for v in g[idx])
         if t not in rows:
             rows.append(t)
