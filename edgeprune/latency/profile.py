@@ -76,6 +76,12 @@ class EstimateSpec(FrozenConfig):
     citations: tuple[str, ...] = Field(min_length=1)
     fitted_to: str
     holdout: dict[str, float] = Field(default_factory=dict)
+    # judged against published batch-1 measurements of the device this profile names (rows never fitted
+    # on): n, median_abs_pct_err, max_abs_pct_err, kendall_tau; see benchmarks/estimate_fit.py
+    published_check: dict[str, float] = Field(default_factory=dict)
+    # true when the estimate is not within 2x of the named device: figures rank networks, they are not
+    # absolute latencies, and a --budget-ms against them is refused
+    ranking_only: bool = False
 
 
 class HardwareProfile(FrozenConfig):
