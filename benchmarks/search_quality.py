@@ -28,9 +28,9 @@ from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.data import load_data
 from edgeprune.export.onnx_export import export_onnx
 from edgeprune.graph import PruningPlan, apply_plan
+from edgeprune.latency.timing import interleaved_benchmark
 from edgeprune.models import build_model
 from edgeprune.runtime import get_runtime
-from edgeprune.runtime.benchmark import interleaved_benchmark
 from edgeprune.search.baselines import random_search, uniform_baseline
 from edgeprune.search.cache import EvaluationCache
 from edgeprune.search.config import SearchConfig

@@ -93,12 +93,19 @@ class DataConfig(FrozenConfig):
     """Where the data comes from and how it is prepared.
 
     ``source`` is ``digits`` (scikit-learn's built-in 8x8 digits, no download), a ``.npz`` file with
-    ``x`` (N,H,W,C uint8) and ``y``, a directory holding ``train*.npz`` and ``test*.npz``, or an image
-    folder (one sub-folder per class, optionally under ``train/`` and ``test/``).
+    ``x`` (N,H,W,C uint8) and ``y``, a directory holding ``train*.npz`` and ``test*.npz`` (all of each
+    are read, in name order, and joined), or an image folder (one sub-folder per class, optionally
+    under ``train/`` and ``test/``).
+
+    ``extra_train`` lists more training data appended to the source's training pool (before the
+    seeded train / validation split): ``.npz`` files, or directories whose ``train*.npz`` are all
+    read. Every file must match the source's image size, channels and class names. Empty (the
+    default): the pool is the source's own, exactly as without the field.
     """
 
     kind: ClassVar[str] = "data"
     source: str = "digits"
+    extra_train: tuple[str, ...] = ()
     mean: tuple[float, ...] | None = None  # per channel, on 0..1 pixels; None: the source's default
     std: tuple[float, ...] | None = None
     input_size: tuple[int, int] | None = None  # H, W to resize to; None: keep
@@ -112,4 +119,15 @@ class DataConfig(FrozenConfig):
     def _positive_std(cls, v: tuple[float, ...] | None) -> tuple[float, ...] | None:
         if v is not None and any(s <= 0 for s in v):
             raise ValueError("std must be positive")
+        return v
+
+    @field_validator("extra_train", mode="before")
+    @classmethod
+    def _paths(cls, v: Any) -> Any:
+        if isinstance(v, (str, Path)):  # one path in a YAML file: a list of one
+            v = [v]
+        if isinstance(v, (list, tuple)):
+            v = [str(p) for p in v]
+            if any(not p.strip() for p in v):
+                raise ValueError("extra_train holds an empty path")
         return v

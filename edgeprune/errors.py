@@ -25,6 +25,10 @@ class ModelLoadError(EdgepruneError):
     exit_code = 3
 
 
+class UntrainedModelError(ModelLoadError):
+    """A network trained from scratch ended no better than chance: not a model worth compressing."""
+
+
 class DataError(EdgepruneError):
     """A dataset is missing, malformed or inconsistent with the model."""
 

@@ -13,6 +13,17 @@ from pydantic import Field
 from edgeprune.config import CONFIG_VERSION, DataConfig, FrozenConfig, ModelConfig
 from edgeprune.search.config import SearchConfig
 
+# Fields that never change a run's results: ``--resume`` accepts any change to them.
+RESULT_NEUTRAL = ("search.workers", "search.executor", "search.ray_address", "pretrain.allow_untrained")
+
+
+def config_stage(field: str) -> str:
+    """The first stage of ``edgeprune compile`` whose outcome a dotted config field changes: ``prepare``
+    (model, data, target, pretraining: the base network and the data splits), ``search``, ``finalize``
+    or ``ship``. ``--resume`` accepts a changed field only while that stage has finished nothing."""
+    head = field.split(".", 1)[0]
+    return head if head in ("search", "finalize", "ship") else "prepare"
+
 
 class PretrainConfig(FrozenConfig):
     """Training from scratch, used only when the model has no weights (the default job)."""
@@ -21,6 +32,9 @@ class PretrainConfig(FrozenConfig):
     epochs: int = Field(default=30, ge=1)
     lr: float = Field(default=0.05, gt=0)
     batch_size: int = Field(default=64, ge=1)
+    # a network trained from scratch that ends at or near chance stops the run (edgeprune.pipeline.inputs
+    # .check_trained) unless this is set (--allow-untrained)
+    allow_untrained: bool = False
 
 
 class FinalizeConfig(FrozenConfig):
@@ -59,11 +73,7 @@ class CompileConfig(FrozenConfig):
     finalize: FinalizeConfig = FinalizeConfig()
     ship: ShipConfig = ShipConfig()
 
-    def differences(
-        self,
-        other: CompileConfig,
-        ignore: tuple[str, ...] = ("search.workers", "search.executor", "search.ray_address"),
-    ) -> list[str]:
+    def differences(self, other: CompileConfig, ignore: tuple[str, ...] = RESULT_NEUTRAL) -> list[str]:
         """Dotted names of fields whose values differ (what changed between two runs)."""
         out: list[str] = []
 

@@ -9,7 +9,11 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
+
+# ``on_progress(done, total, item)``: the callback long steps (kernel measurement) report through
+ProgressCallback = Callable[[int, int, Any], None]
 
 log = logging.getLogger("edgeprune")
 
@@ -43,6 +47,15 @@ class Reporter:
 
     def search_finished(self) -> None:
         pass
+
+    def progress(self, label: str) -> ProgressCallback:
+        """A callback for a long step of ``total`` items; logs at the start and the end."""
+
+        def update(done: int, total: int, item: Any) -> None:
+            if done in (0, total):
+                log.info("%s %d/%d", label, done, total)
+
+        return update
 
     def result(self, payload: dict[str, Any]) -> None:
         log.info("result %s", json.dumps(payload, sort_keys=True))
@@ -81,6 +94,18 @@ class JsonReporter(Reporter):
     def result(self, payload: dict[str, Any]) -> None:
         super().result(payload)
         self._emit("result", **payload)
+
+    def progress(self, label: str) -> ProgressCallback:
+        """``progress`` events, at most one a second (and the last)."""
+        last = [0.0]
+
+        def update(done: int, total: int, item: Any) -> None:
+            now = time.monotonic()
+            if done == total or now - last[0] >= 1.0:
+                last[0] = now
+                self._emit("progress", label=label, done=done, total=total)
+
+        return update
 
 
 class RichReporter(Reporter):
@@ -137,6 +162,24 @@ class RichReporter(Reporter):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def progress(self, label: str) -> ProgressCallback:
+        """A rich bar with ETA, closed when ``done`` reaches ``total``."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(
+            TextColumn(f"  {label}"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"), TimeRemainingColumn(),
+            console=self.console,
+        )  # fmt: skip
+        task = bar.add_task(label, total=None)
+        bar.start()
+
+        def update(done: int, total: int, item: Any) -> None:
+            bar.update(task, completed=done, total=total)
+            if done >= total:
+                bar.stop()
+
+        return update
 
     def result(self, payload: dict[str, Any]) -> None:
         super().result(payload)

@@ -2,17 +2,23 @@
 
 ``run.json`` records which stages have finished (written atomically after each), so ``--resume``
 continues where a killed run stopped. A directory that holds anything but a run is never reused, and
-an existing run is continued only with ``--resume``.
+an existing run is continued only with ``--resume``. A run directory appears in one step
+(:meth:`RunDir.create`: staged beside it, then renamed) once its inputs are validated and its base
+network exists, so it always holds a resumable run.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeprune.atomic import write_text_atomic
+from edgeprune.atomic import write_bytes_atomic, write_text_atomic
 from edgeprune.errors import RunDirError
 
 PICK_NAMES = ("accurate", "knee", "fast")
@@ -67,16 +73,69 @@ class RunDir:
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def check_usable(self, resume: bool) -> None:
-        """Refuse a file, a foreign non-empty directory, or an existing run without ``--resume``."""
+        """Refuse a file, a foreign non-empty directory, an existing run without ``--resume``, or a
+        directory that cannot be created; reads only."""
         if self.root.exists() and not self.root.is_dir():
             raise RunDirError(f"--out {self.root} is a file, not a directory")
         has_run = self.state.exists()
-        non_empty = self.root.is_dir() and any(self.root.iterdir())
+        try:
+            non_empty = self.root.is_dir() and any(self.root.iterdir())
+        except OSError as err:
+            raise RunDirError(f"--out {self.root} cannot be read: {err.strerror or err}") from None
         if resume and not has_run:
             raise RunDirError(f"nothing to resume in {self.root}: no run.json there")
         if not resume and non_empty:
             what = "holds a run; add --resume to continue it" if has_run else "is not empty"
             raise RunDirError(f"--out {self.root} {what}")
+        # a new run directory is made beside itself and renamed into place: its parent must take it
+        if self.root.exists():
+            need = [self.root] if resume else [self.root, self.root.parent]
+        else:
+            ancestor = self.root.parent
+            while not ancestor.exists() and ancestor != ancestor.parent:
+                ancestor = ancestor.parent
+            if not ancestor.is_dir():
+                raise RunDirError(f"cannot create --out {self.root}: {ancestor} is a file, not a directory")
+            need = [ancestor]
+        for d in need:
+            if not os.access(d, os.W_OK | os.X_OK):
+                raise RunDirError(f"cannot write --out {self.root}: {d} is not writable")
+
+    def create(self, files: Mapping[str, bytes], prepare_info: dict[str, Any]) -> None:
+        """Make the run directory in one step: ``files`` (relative path -> bytes) and a ``run.json``
+        recording ``prepare`` as done are written into a hidden sibling directory, which is then renamed
+        to :attr:`root` (replacing an empty directory there). Either the whole run directory exists or
+        none of it does."""
+        try:
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.creating-", dir=self.root.parent))
+        except OSError as err:
+            raise RunDirError(f"cannot create --out {self.root}: {err.strerror or err}") from None
+        try:
+            for rel, data in files.items():
+                write_bytes_atomic(staging / rel, data)
+            state = {"version": STATE_VERSION, "done": {"prepare": prepare_info}}
+            write_text_atomic(staging / self.state.name, json.dumps(state, indent=1, sort_keys=True))
+            if self.root.is_dir():
+                self.root.rmdir()  # an empty directory (check_usable refuses any other)
+            os.rename(staging, self.root)
+        except OSError as err:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RunDirError(f"cannot create --out {self.root}: {err.strerror or err}") from None
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+    def finished(self, prefix: str) -> list[str]:
+        """Stages recorded as done whose name is ``prefix`` or starts with ``prefix:``."""
+        return [s for s in self.read_state()["done"] if s == prefix or s.startswith(prefix + ":")]
+
+    def forget(self, *stages: str) -> None:
+        """Drop stages from the progress record (their work is to be redone)."""
+        state = self.read_state()
+        for stage in stages:
+            state["done"].pop(stage, None)
+        write_text_atomic(self.state, json.dumps(state, indent=1, sort_keys=True))
 
     def read_state(self) -> dict[str, Any]:
         if not self.state.exists():

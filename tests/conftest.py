@@ -29,6 +29,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def edgeprune_home(tmp_path_factory: pytest.TempPathFactory):
+    """Tests measure into their own user data directory, never the real one (compiles in subprocesses
+    inherit it): a session starts with no table of this machine."""
+    home = tmp_path_factory.mktemp("edgeprune_home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EDGEPRUNE_HOME", str(home))
+        yield home
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data``; tests that need it skip loudly when it is absent."""

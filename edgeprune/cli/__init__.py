@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.Abort:
         click.echo("edgeprune: aborted", err=True)
         return 130
+    except click.UsageError as err:  # a mistyped flag or value: one line, like every other error
+        where = f" (see `{err.ctx.command_path} --help`)" if err.ctx is not None else ""
+        click.echo(f"edgeprune: error: {' '.join(err.format_message().split())}{where}", err=True)
+        return err.exit_code
     except click.ClickException as err:
-        err.show()
+        click.echo(f"edgeprune: error: {' '.join(err.format_message().split())}", err=True)
         return err.exit_code
     except KeyboardInterrupt:
         click.echo("edgeprune: interrupted", err=True)

@@ -14,7 +14,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     mapping = {
         "model": ("model", "name"), "weights": ("model", "weights"), "num_classes": ("model", "num_classes"),
-        "data": ("data", "source"), "target": ("target",), "budget_ms": ("search", "budget_ms"),
+        "data": ("data", "source"), "extra_train": ("data", "extra_train"), "target": ("target",), "budget_ms": ("search", "budget_ms"),
         "max_params": ("search", "max_params"), "generations": ("search", "generations"),
         "population": ("search", "population"), "seed": ("search", "seed"), "workers": ("search", "workers"),
         "rank_genes": ("search", "rank_genes"), "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
@@ -22,6 +22,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "finetune_epochs": ("finalize", "epochs"), "distill": ("finalize", "distill"),
         "transfer": ("model", "transfer"), "head_hidden": ("model", "head_hidden"),
         "backbone_weights": ("model", "backbone_weights"), "head_epochs": ("pretrain", "epochs"),
+        "allow_untrained": ("pretrain", "allow_untrained"),
     }  # fmt: skip
     for flag, value in flags.items():
         if value is None:
@@ -45,13 +46,30 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 )
 @click.option("--num-classes", type=int, help="Class count for torchvision / factory models.")
 @click.option("--data", help="'digits', an .npz file, a directory of train/test .npz, or an image folder.")
+@click.option(
+    "--extra-train",
+    multiple=True,
+    callback=lambda _ctx, _param, value: tuple(value) or None,  # not given: no override
+    help="More training data for the --data pool: an .npz file or a directory of train*.npz (repeatable).",
+)
 @click.option("--target", help="Hardware profile (see `edgeprune targets`). Default: host-cpu.")
 @click.option("--budget-ms", type=float, help="Latency budget on the target (a constraint).")
 @click.option("--max-params", type=int, help="Parameter cap (a constraint).")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory. Default: runs/default."
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted run in --out.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a run in --out that was interrupted or failed, wherever it stopped.",
+)
+@click.option(
+    "--allow-untrained",
+    is_flag=True,
+    default=None,
+    help="Without --weights the network is trained from scratch; go on even if it ends at chance "
+    "accuracy (pretrain.allow_untrained).",
+)
 @click.option("--generations", type=int, help="Search generations (search.generations).")
 @click.option("--population", type=int, help="Population size per generation (search.population).")
 @click.option("--seed", type=int, help="Seed of the search and the data splits: same seed, same front.")

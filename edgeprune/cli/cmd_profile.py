@@ -30,12 +30,17 @@ def _shape(text: str | None) -> tuple[int, int, int] | None:
     help="Network whose search space is profiled.",
 )
 @click.option("--num-classes", type=int, help="Class count for torchvision / factory models.")
-@click.option("--input-shape", help="C,H,W when the model has no natural input shape.")
+@click.option("--input-shape", help="C,H,W the model runs at (default: its natural input shape).")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Intra-op threads to measure at (default: the target's); a table holds one thread count.",
+)
 @click.option(
     "--table",
     "table_path",
     type=click.Path(path_type=Path),
-    help="Table file to write/resume (default: the profile's).",
+    help="Table file to write/resume (default: this device's table in $EDGEPRUNE_HOME/tables/TARGET/).",
 )
 @click.option(
     "--passes",
@@ -58,6 +63,7 @@ def command(
     model_name: str,
     num_classes: int | None,
     input_shape: str | None,
+    threads: int | None,
     table_path: Path | None,
     passes: int,
     runs: int,
@@ -98,6 +104,7 @@ def command(
             model_name,
             input_shape=_shape(input_shape),
             num_classes=num_classes,
+            threads=threads,
             table_path=table_path,
             passes=passes,
             warmup=warmup,
@@ -112,5 +119,3 @@ def command(
         f"{s.target}: {s.kernels} kernels for {s.model}, {s.measured_now} measurements now "
         f"({s.entries} entries, {s.source}) -> {s.table_path}"
     )
-    if s.profile_updated:
-        click.echo(f"profile {s.target} now uses the measured table")

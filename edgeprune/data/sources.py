@@ -1,9 +1,15 @@
 """Readers for the data sources a user can name: built-in digits, ``.npz`` files, directories of
-``.npz`` splits, and image folders. Each returns raw uint8 NHWC arrays and integer labels."""
+``.npz`` splits, and image folders. Each returns raw uint8 NHWC arrays and integer labels.
+
+A directory's ``train*.npz`` files (and ``test*.npz`` files) are all read, in name order, and joined
+into one pool; ``extra_train`` appends further training files (or directories of ``train*.npz``) to
+the source's pool. Joined files must agree on image size, channels and class names.
+"""
 
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +129,84 @@ def _read_image_folder(
     return RawSplit(np.stack(images), np.asarray(labels, dtype=np.int64)), classes
 
 
-def read_source(source: str, size: tuple[int, int] | None = None) -> RawSource:
-    """Read the source a :class:`~edgeprune.config.DataConfig` names."""
+@dataclass(frozen=True)
+class _Part:
+    """One file's images, labels and class names (None: the file names none)."""
+
+    split: RawSplit
+    classes: tuple[str, ...] | None
+    where: str
+
+
+def _join(parts: Sequence[_Part]) -> tuple[RawSplit, tuple[str, ...] | None]:
+    """Concatenate ``parts`` in order after checking that they agree (one-line :class:`DataError`).
+
+    A single part is returned as it is (no copy); several are copied once into one array.
+    """
+    first = parts[0]
+    classes = next((p.classes for p in parts if p.classes is not None), None)
+    named = next((p for p in parts if p.classes is not None), first)
+    for p in parts[1:]:
+        if p.split.x.shape[1:] != first.split.x.shape[1:]:
+            raise DataError(
+                f"{p.where}: images are {p.split.x.shape[1:]} (H, W, C) but {first.where} has "
+                f"{first.split.x.shape[1:]}; joined files must hold images of the same size and channels"
+            )
+    for p in parts:
+        if p.classes is not None and p.classes != classes:
+            raise DataError(
+                f"{p.where}: classes {list(p.classes)} differ from {list(classes or ())} in {named.where}; "
+                "joined files must name the same classes in the same order"
+            )
+    if classes is not None:
+        for p in parts:
+            top = int(p.split.y.max())
+            if top >= len(classes):
+                raise DataError(f"{p.where}: label {top} is out of range 0..{len(classes) - 1}")
+    if len(parts) == 1:
+        return first.split, classes
+    x = np.concatenate([p.split.x for p in parts])
+    y = np.concatenate([p.split.y for p in parts])
+    return RawSplit(x, y), classes
+
+
+def _npz_parts(path: Path, pattern: str) -> list[_Part]:
+    return [_Part(*read_npz(f), str(f)) for f in sorted(path.glob(pattern))]
+
+
+def _extra_parts(entry: str) -> list[_Part]:
+    """The training files one ``extra_train`` entry names: an ``.npz`` or a directory of ``train*.npz``."""
+    path = Path(entry)
+    if path.is_file():
+        return [_Part(*read_npz(path), str(path))]
+    if path.is_dir():
+        parts = _npz_parts(path, "train*.npz")
+        if not parts:
+            raise DataError(f"extra training data {path}: directory holds no train*.npz file")
+        return parts
+    raise DataError(f"extra training data not found: {path} (give an .npz file or a directory of train*.npz)")
+
+
+def read_source(
+    source: str, size: tuple[int, int] | None = None, extra_train: Sequence[str] = ()
+) -> RawSource:
+    """Read the source a :class:`~edgeprune.config.DataConfig` names, plus its extra training files."""
+    train, test, classes, name = _read_primary(source, size)
+    if extra_train:
+        parts = [_Part(train, classes, source)]
+        for entry in extra_train:
+            parts.extend(_extra_parts(entry))
+        train, classes = _join(parts)
+    return RawSource(train, test, classes or _default_classes(train), name)
+
+
+def _read_primary(
+    source: str, size: tuple[int, int] | None
+) -> tuple[RawSplit, RawSplit | None, tuple[str, ...] | None, str]:
+    """(training pool, test split or None, class names or None when the files name none, name)."""
     if source == "digits":
-        return read_digits()
+        d = read_digits()
+        return d.train, d.test, d.classes, d.name
     path = Path(source)
     if not path.exists():
         raise DataError(
@@ -134,27 +214,30 @@ def read_source(source: str, size: tuple[int, int] | None = None) -> RawSource:
         )
     if path.is_file():
         split, classes = read_npz(path)
-        return RawSource(split, None, classes or _default_classes(split), path.stem)
-    trains = sorted(path.glob("train*.npz"))
-    tests = sorted(path.glob("test*.npz"))
-    if trains:
-        train, classes = read_npz(trains[0])
+        return split, None, classes, path.stem
+    train_parts = _npz_parts(path, "train*.npz")
+    if train_parts:
+        train, classes = _join(train_parts)
         test = None
-        if tests:
-            test, test_classes = read_npz(tests[0])
+        test_parts = _npz_parts(path, "test*.npz")
+        if test_parts:
+            test, test_classes = _join(test_parts)
+            if classes is not None and test_classes is not None and classes != test_classes:
+                raise DataError(
+                    f"{path}: the train files name classes {list(classes)} but the test files {list(test_classes)}"
+                )
             classes = classes or test_classes
             if train.x.shape[1:] != test.x.shape[1:]:
                 raise DataError(
                     f"{path}: train images are {train.x.shape[1:]} but test images are {test.x.shape[1:]}"
                 )
-        classes = classes or _default_classes(train)
-        return RawSource(train, test, classes, path.name)
+        return train, test, classes, path.name
     if (path / "train").is_dir():
         train, classes = _read_image_folder(path / "train", None, size)
         test = _read_image_folder(path / "test", classes, size)[0] if (path / "test").is_dir() else None
-        return RawSource(train, test, classes, path.name)
+        return train, test, classes, path.name
     train, classes = _read_image_folder(path, None, size)
-    return RawSource(train, None, classes, path.name)
+    return train, None, classes, path.name
 
 
 def _default_classes(split: RawSplit) -> tuple[str, ...]:

@@ -38,26 +38,10 @@ def export_aoti(model: Any, example_input: Any, path: Path, *, dynamic_batch: bo
 
 def cpu_isa() -> str:
     """The widest x86 vector ISA of this CPU (``avx512``, ``avx2``, ...) or the machine name."""
-    import platform
+    from edgeprune.latency.timing import cpu_info
 
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((ln for ln in f if ln.startswith("flags")), "").split()
-    except OSError:
-        flags = []
+    info = cpu_info()
     for isa in ("avx512f", "avx2", "avx", "sse4_2"):
-        if isa in flags:
+        if isa in info["isa"]:
             return isa.replace("avx512f", "avx512")
-    return platform.machine()
-
-
-def load_aoti(path: Path) -> Any:
-    """Load a ``.pt2`` package in Python (for parity checks); a bad file is an :class:`ExportError`."""
-    import torch
-
-    try:
-        return torch._inductor.aoti_load_package(str(path))
-    except Exception as err:
-        raise ExportError(
-            f"cannot load AOTInductor package {path}: {str(err).splitlines()[0][:200]}"
-        ) from None
+    return str(info["arch"])

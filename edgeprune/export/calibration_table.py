@@ -51,17 +51,6 @@ def write_table_json(path: Path, ranges: Mapping[str, tuple[float, float]], meta
     return path
 
 
-def read_table_json(path: Path) -> dict[str, Any]:
-    """A table written by :func:`write_table_json`; anything else is an :class:`ExportError`."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        raise ExportError(f"cannot read calibration table {path}: {err}") from None
-    if not isinstance(doc, dict) or doc.get("format") != TABLE_FORMAT:
-        raise ExportError(f"{path} is not an edgeprune calibration table")
-    return doc
-
-
 def write_trt_cache(
     path: Path, ranges: Mapping[str, tuple[float, float]], *, trt_version: str = TRT_CACHE_VERSION
 ) -> Path:

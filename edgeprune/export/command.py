@@ -25,7 +25,8 @@ def export_pick(
     from edgeprune.config import DataConfig, ModelConfig
     from edgeprune.data import load_data
     from edgeprune.graph import PruningPlan, apply_plan
-    from edgeprune.latency import load_profile, predictor_for
+    from edgeprune.latency import extract_kernels, load_profile, predictor_for
+    from edgeprune.latency.store import figure_source
     from edgeprune.models import build_model
 
     profile = load_profile(target)
@@ -49,10 +50,11 @@ def export_pick(
         shutil.copyfile(plan, out / PLAN)
     torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / WEIGHTS)
     try:
-        predictor = predictor_for(profile, model_name)
-        predicted, source = predictor.predict_ms(model, bundle.input_shape), predictor.source
+        kernels = extract_kernels(model, bundle.input_shape, profile.precision)
+        predictor = predictor_for(profile, kernels)
+        predicted, source = predictor.predict_kernels_ms(kernels), predictor.source
     except EdgepruneError:
-        predicted, source = None, profile.source
+        predicted, source = None, figure_source(profile)
     shipped = ship_pick(
         out, model, example, target=profile.name, precision=precision, mean=bundle.mean, std=bundle.std,
         class_names=bundle.classes, expected_latency_ms=predicted, latency_source=source, model_name=model_name,

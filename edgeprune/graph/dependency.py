@@ -157,10 +157,6 @@ def _blocker(graph: Any, node: Any, is_out: bool) -> str | None:
     return f"{kind.name.lower()} node {where} is not pruned"
 
 
-def _param_module_types() -> tuple[type, ...]:
-    return (nn.modules.conv._ConvNd, nn.Linear, nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.PReLU)
-
-
 def raw_groups(graph: Any, model: nn.Module) -> list[RawGroup]:
     """Every channel group of ``graph``, rooted at convs / linears in ``model.named_modules()`` order."""
 

@@ -81,7 +81,7 @@ def benchmark(
             raise _BadRequest(
                 400, "onnxruntime-cpu benchmarks are fp32 (quantized models carry their own precision)"
             )
-        from edgeprune.latency.ort_timing import time_models_ms
+        from edgeprune.latency.timing import time_models_ms
 
         return time_models_ms(models, threads, warmup, runs)
     if runtime == "tensorrt":
@@ -91,8 +91,8 @@ def benchmark(
     raise _BadRequest(400, f"unknown runtime {runtime!r}")
 
 
-def device_info(settings: AgentSettings) -> dict[str, Any]:
-    from edgeprune.latency.ort_timing import runtime_info
+def device_info() -> dict[str, Any]:
+    from edgeprune.latency.timing import runtime_info
 
     info = runtime_info()
     try:
@@ -229,13 +229,16 @@ class AgentHandler(BaseHTTPRequestHandler):
             return
         finally:
             self.server.lock.release()
-        from edgeprune.latency.ort_timing import summarize_ms
+        from edgeprune.latency.timing import summarize_ms
 
         self._send(
             200,
             {
                 "samples_ms": samples,
-                "stats": [summarize_ms(s) for s in samples],
+                "stats": [
+                    dict(zip(("median_ms", "p10_ms", "p90_ms", "count"), summarize_ms(s), strict=True))
+                    for s in samples
+                ],
                 "runtime": runtime,
                 "precision": precision,
                 "threads": threads,
@@ -256,7 +259,7 @@ class AgentServer(ThreadingHTTPServer):
             raise ConfigError(f"the agent needs a token: pass --token or set {TOKEN_ENV}")
         self.settings = settings
         self.lock = threading.Lock()
-        self.info = device_info(settings)
+        self.info = device_info()
         try:
             super().__init__((settings.host, settings.port), AgentHandler)
         except OSError as err:

@@ -115,8 +115,11 @@ class KernelKey:
 
     @property
     def family(self) -> tuple[Any, ...]:
-        """Everything but the channel counts: keys of one family interpolate along channels."""
-        return (self.op, self.h, self.w, self.k, self.stride, self.groups, self.variant, self.precision)
+        """Everything but the channel counts: keys of one family interpolate along channels (a depthwise
+        conv's groups follow its channels, so all its widths are one family: groups -1)."""
+        depthwise = self.groups > 1 and self.groups == self.cin == self.cout
+        return (self.op, self.h, self.w, self.k, self.stride, -1 if depthwise else self.groups, self.variant,
+                self.precision)  # fmt: skip
 
     @property
     def channels(self) -> tuple[int, int, int]:
@@ -319,7 +322,8 @@ def extract_kernels(
     """The fused kernels of ``model`` at batch 1, in execution order (one traced forward pass)."""
     keys: list[KernelKey] = []
     active: list[nn.Module] = []
-    state: dict[str, Any] = {"last_4d": None, "x_ptr": None}
+    # a Linear reads the global-average-pooled last feature map only when no Linear ran since it
+    state: dict[str, Any] = {"last_4d": None, "x_ptr": None, "linear_since_4d": False}
     handles = []
 
     def pre(module: nn.Module, args: tuple[Any, ...]) -> None:
@@ -335,12 +339,17 @@ def extract_kernels(
         if op != "linear" and x.dim() != 4:
             raise UnsupportedModelError(f"{type(module).__name__} got a {x.dim()}-D input; expected NCHW")
         first = x.data_ptr() == state["x_ptr"]
-        keys.append(_key_for(op, module, tuple(x.shape), state["last_4d"], first, precision))
+        last_4d = None if state["linear_since_4d"] else state["last_4d"]
+        keys.append(_key_for(op, module, tuple(x.shape), last_4d, first, precision))
 
     def post(module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         active.pop()
-        if not active and isinstance(out, torch.Tensor) and out.dim() == 4:
-            state["last_4d"] = tuple(out.shape)
+        if active or not isinstance(out, torch.Tensor):
+            return
+        if out.dim() == 4:
+            state["last_4d"], state["linear_since_4d"] = tuple(out.shape), False
+        elif _unit_of(module) == "linear":
+            state["linear_since_4d"] = True
 
     for m in model.modules():
         if _unit_of(m) is not None:

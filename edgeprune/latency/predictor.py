@@ -31,9 +31,12 @@ from edgeprune.errors import ProfileError
 from edgeprune.latency.kernels import KernelKey, extract_kernels
 from edgeprune.latency.profile import EstimateSpec, HardwareProfile
 from edgeprune.latency.roofline import Roofline
+from edgeprune.latency.store import choose_table
 from edgeprune.latency.table import LatencyTable
 
 OVERHEAD_KEY_OP = "overhead"
+# where a figure comes from: a table of this device, a table of another device, a roofline
+SOURCES = ("measured", "measured elsewhere", "estimate")
 
 
 def overhead_key(precision: str) -> KernelKey:
@@ -70,9 +73,9 @@ class LatencyPredictor:
         estimate: EstimateSpec | None = None,
         note: str = "",
     ):
-        if source not in ("measured", "estimate"):
-            raise ValueError(f"source must be measured or estimate, got {source!r}")
-        if (source == "measured") != (table is not None):
+        if source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        if (source != "estimate") != (table is not None):
             raise ValueError("a measured predictor needs a table, an estimate predictor none")
         if source == "estimate" and estimate is None:
             raise ValueError("an estimate predictor needs an estimate spec")
@@ -112,6 +115,16 @@ class LatencyPredictor:
         """Whether a key's family is in the table (always true for an estimate)."""
         return self._table is None or key.family in self._families
 
+    def uncovered(self, kernels: Sequence[KernelKey]) -> list[KernelKey]:
+        """The distinct kernels among ``kernels`` this predictor cannot price (none for an estimate)."""
+        out = []
+        for k in dict.fromkeys(kernels):
+            try:
+                self.kernel_ms(k)
+            except ProfileError:
+                out.append(k)
+        return out
+
     def kernel_ms(self, key: KernelKey) -> float:
         """One kernel's time (cached)."""
         hit = self._cache.get(key)
@@ -129,7 +142,8 @@ class LatencyPredictor:
         if not below or not above:
             hint = " --ranks" if key.ranks else ""
             raise ProfileError(
-                f"the latency table has no entries around kernel {key}; run `edgeprune profile{hint}` for this model"
+                f"the latency table has no entries around kernel {key}; "
+                f"run `edgeprune profile --model MODEL{hint}` for this model"
             )
         lo_m, lo_t = max(below)
         hi_m, hi_t = min(above)
@@ -181,58 +195,32 @@ def _estimate_predictor(profile: HardwareProfile, note: str) -> LatencyPredictor
     return LatencyPredictor("estimate", profile.precision, estimate=profile.estimate, note=note)
 
 
-def predictor_for(
-    profile: HardwareProfile, model_name: str | None = None, ranks: bool = False
-) -> LatencyPredictor:
-    """The predictor of ``profile``; with ``model_name``, check the table covers that network
-    (with ``ranks``, also every factorised kernel its rank genes can produce).
+def predictor_for(profile: HardwareProfile, kernels: Sequence[KernelKey] | None = None) -> LatencyPredictor:
+    """The predictor of ``profile`` on this machine (:func:`edgeprune.latency.store.choose_table`).
 
-    A measured table that lacks the kernel families of ``model_name`` falls back to the profile's
-    estimate (labelled ``estimate``) when it has one, else raises :class:`ProfileError`.
+    ``source`` is ``measured`` (a table of this device), ``measured elsewhere`` (a table of another
+    device: figures are labelled so) or ``estimate``. With ``kernels``, a table that cannot price all
+    of them falls back to the profile's estimate (labelled ``estimate``) when it has one, else raises
+    :class:`ProfileError` naming the command that measures them.
     """
-    if profile.table is None:
-        return _estimate_predictor(
-            profile, f"{profile.name}: roofline estimate ({profile.estimate and profile.estimate.method})"
-        )
-    path = profile.table_path()
-    if not path.is_file():
+    choice = choose_table(profile)
+    if choice.table is None:
         if profile.estimate is not None:
-            return _estimate_predictor(profile, f"{profile.name}: no measured table at {path} yet")
-        raise ProfileError(
-            f"profile {profile.name}: measured table {path} not found; run `edgeprune profile --target {profile.name}`"
-        )
-    table = LatencyTable.load(path)
+            return _estimate_predictor(
+                profile, f"{profile.name}: roofline estimate ({profile.estimate.method.split(',')[0]})"
+            )
+        raise ProfileError(f"{choice.note}; run `edgeprune profile --target {profile.name} --model MODEL`")
     pred = LatencyPredictor(
-        "measured", profile.precision, table=table, note=f"{profile.name}: measured table {path.name}"
+        choice.status, profile.precision, table=choice.table, note=f"{profile.name}: {choice.note}"
     )
-    if model_name is None:
-        return pred
-    from edgeprune.config import ModelConfig
-    from edgeprune.errors import EdgepruneError
-    from edgeprune.models import build_model
-
-    try:
-        loaded = build_model(ModelConfig(name=model_name))
-    except EdgepruneError:
-        return pred
-    if loaded.input_shape is None:
-        return pred
-    if ranks:
-        from edgeprune.latency.enumerate import enumerate_kernels
-
-        keys = enumerate_kernels(
-            loaded.model, loaded.input_shape, profile.channel_multiple, profile.precision, ranks=True
-        )
-    else:
-        keys = extract_kernels(loaded.model, loaded.input_shape, profile.precision)
-    missing = [k for k in keys if not pred.covers_family(k)]
+    missing = pred.uncovered(kernels or ())
     if not missing:
         return pred
     if profile.estimate is not None:
         return _estimate_predictor(
-            profile, f"{profile.name}: table does not cover {model_name} ({missing[0]}); roofline estimate"
+            profile, f"{profile.name}: table does not cover {missing[0]}; roofline estimate"
         )
     raise ProfileError(
-        f"the {profile.name} table does not cover {model_name} (e.g. {missing[0]}); "
-        f"run `edgeprune profile --target {profile.name} --model {model_name}{' --ranks' if ranks else ''}`"
+        f"the {profile.name} table does not cover kernel {missing[0]}; "
+        f"run `edgeprune profile --target {profile.name} --model MODEL`{' --ranks' if missing[0].ranks else ''}"
     )

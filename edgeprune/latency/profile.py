@@ -44,10 +44,6 @@ register_runtime("onnxruntime-cpu", "ONNX Runtime, CPU execution provider")
 register_runtime("tensorrt", "NVIDIA TensorRT engine built on the device")
 
 
-def known_runtimes() -> dict[str, str]:
-    return dict(_RUNTIMES)
-
-
 class MeasuredTableRef(FrozenConfig):
     """A measured per-kernel table (path relative to the profile's directory)."""
 
@@ -98,6 +94,9 @@ class HardwareProfile(FrozenConfig):
     batch_size: int = Field(default=1, ge=1)
     channel_multiple: int = Field(ge=1)
     channel_multiple_reason: str = ""
+    # true when the target is the machine edgeprune runs on (host-cpu): its tables are matched against
+    # this machine's fingerprint and compile measures what it needs here (edgeprune.latency.store)
+    local: bool = False
     table: MeasuredTableRef | None = None
     estimate: EstimateSpec | None = None
     profile_dir: Path | None = Field(default=None, exclude=True)
@@ -109,17 +108,15 @@ class HardwareProfile(FrozenConfig):
             raise ValueError(f"unknown runtime {v!r} (known: {', '.join(sorted(_RUNTIMES))})")
         return v
 
-    @property
-    def source(self) -> str:
-        """``measured`` when the profile has a measured table, else ``estimate``."""
-        return "measured" if self.table is not None else "estimate"
-
-    def table_path(self) -> Path:
-        """Where the measured table lives (it may not exist yet before the first ``profile`` run)."""
-        if self.table is None:
-            raise ProfileError(f"profile {self.name} has no measured table")
-        p = Path(self.table.path)
-        return p if p.is_absolute() else (self.profile_dir or Path.cwd()) / p
+    def with_threads(self, threads: int) -> HardwareProfile:
+        """This target at another thread count (a different target for tables: threads change kernels)."""
+        if threads < 1:
+            raise ProfileError(f"threads must be >= 1, got {threads}")
+        if threads == self.threads:
+            return self
+        return self.model_copy(
+            update={"threads": threads, "description": f"{self.description} ({threads} threads)"}
+        )
 
 
 def profiles_dirs() -> list[Path]:

@@ -1,24 +1,30 @@
-"""``edgeprune profile``: measure a target's table for the search space of one network.
+"""``edgeprune profile`` and compile's on-the-spot measurement: measure a target's table for the
+search space of one network.
 
 Chooses the timer from the target's runtime (ONNX Runtime here, TensorRT on a GPU device, or a remote
-agent), enumerates the kernels at the profile's channel multiple, measures them resumably, and —
-the first time a target with only an estimate is measured — points its profile at the new table,
-so every later figure for that target is ``measured``.
+agent), enumerates exactly the kernels the network's search space can produce at the target's channel
+multiple and the network's real input size (:mod:`edgeprune.latency.enumerate`), and measures those
+the table does not hold yet, resumably, into the user's table of that device
+(:mod:`edgeprune.latency.store`) — never into the installed package.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from torch import nn
 
-from edgeprune.atomic import write_text_atomic
 from edgeprune.errors import ConfigError, RuntimeUnavailableError
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.profile import HardwareProfile, load_profile
-from edgeprune.latency.profiler import KernelTimer, LocalOrtTimer, profile_kernels
+from edgeprune.latency.profiler import KernelTimer, LocalOrtTimer, profile_kernels, timer_fingerprint
+from edgeprune.latency.store import edgeprune_home, local_fingerprint, table_path_for
+
+ENUMERATION_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -32,13 +38,6 @@ class ProfileSummary:
     measured_now: int
     entries: int
     source: str
-    profile_updated: bool
-
-
-def default_table_path(profile: HardwareProfile) -> Path:
-    if profile.table is not None:
-        return profile.table_path()
-    return (profile.profile_dir or Path.cwd()) / "tables" / f"{profile.name}.json"
 
 
 def make_timer(
@@ -62,58 +61,75 @@ def make_timer(
     raise RuntimeUnavailableError(f"no profiler for runtime {profile.runtime!r}")
 
 
-def _point_profile_at_table(profile: HardwareProfile, table_path: Path) -> bool:
-    if profile.table is not None or profile.profile_dir is None:
-        return False
-    yaml_path = profile.profile_dir / f"{profile.name}.yaml"
-    data = yaml.safe_load(yaml_path.read_text())
-    rel = (
-        table_path.relative_to(profile.profile_dir)
-        if table_path.is_relative_to(profile.profile_dir)
-        else table_path
+def space_kernels(
+    profile: HardwareProfile,
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    ranks: bool = False,
+    on_probe: Callable[[int, int], None] | None = None,
+) -> list[KernelKey]:
+    """The kernels ``model``'s search space can produce on ``profile``, cached in the user data directory
+    (finding them builds the network once per gene level: tens of seconds for a deep network)."""
+    from edgeprune.atomic import write_text_atomic
+    from edgeprune.latency.enumerate import enumerate_kernels
+
+    ident = json.dumps(
+        [
+            ENUMERATION_VERSION,
+            str(model),
+            list(input_shape),
+            profile.channel_multiple,
+            profile.precision,
+            ranks,
+        ]
     )
-    data["table"] = {"source": "measured", "path": str(rel)}
-    write_text_atomic(yaml_path, yaml.safe_dump(data, sort_keys=False))
-    return True
+    path = edgeprune_home() / "kernels" / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.json"
+    if path.is_file():
+        try:
+            return [KernelKey.parse(k) for k in json.loads(path.read_text())]
+        except (OSError, ValueError):
+            pass  # a damaged cache is recomputed
+    keys = enumerate_kernels(
+        model, input_shape, profile.channel_multiple, profile.precision, ranks=ranks, on_probe=on_probe
+    )
+    write_text_atomic(path, json.dumps([str(k) for k in keys]))
+    return keys
 
 
-def run_profile(
-    target: str,
-    model_name: str,
+def table_destination(profile: HardwareProfile, timer: KernelTimer) -> Path:
+    """The user's table of ``profile`` on the device ``timer`` measures (this machine, or the agent's)."""
+    here = local_fingerprint(profile)
+    return table_path_for(profile, here if here is not None else timer_fingerprint(timer.info()))
+
+
+def profile_model(
+    profile: HardwareProfile,
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
     *,
-    input_shape: tuple[int, int, int] | None = None,
-    num_classes: int | None = None,
+    model_name: str,
+    timer: KernelTimer | None = None,
     table_path: Path | None = None,
     passes: int = 3,
     warmup: int = 30,
     runs: int = 100,
-    remote: str | None = None,
-    token: str | None = None,
     ranks: bool = False,
     on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
     on_plan: Callable[[int, Path], None] | None = None,
 ) -> ProfileSummary:
-    """Measure every kernel ``model_name``'s search space can produce on ``target``."""
-    from edgeprune.config import ModelConfig
-    from edgeprune.latency.enumerate import enumerate_kernels
+    """Measure every kernel ``model``'s search space can produce on ``profile`` that the table lacks."""
     from edgeprune.latency.kernel_models import export_onnx
     from edgeprune.latency.kernels import extract_kernels
-    from edgeprune.models import build_model
 
     if passes < 1 or runs < 5 or warmup < 0:
         raise ConfigError("need passes >= 1, runs >= 5 and warmup >= 0")
-    profile = load_profile(target)
-    loaded = build_model(ModelConfig(name=model_name, num_classes=num_classes))
-    shape = input_shape or loaded.input_shape
-    if shape is None:
-        raise ConfigError(f"{model_name} has no natural input shape; pass --input-shape C,H,W")
-    keys = enumerate_kernels(loaded.model, shape, profile.channel_multiple, profile.precision, ranks=ranks)
-    timer = make_timer(profile, remote, token, warmup, runs)
-    path = table_path or default_table_path(profile)
+    keys = space_kernels(profile, model, input_shape, ranks)
+    timer = timer or make_timer(profile, None, None, warmup, runs)
+    path = table_path or table_destination(profile, timer)
     if on_plan:
         on_plan(len(keys), path)
-    base = extract_kernels(loaded.model, shape, profile.precision)
-    network = (base, export_onnx(loaded.model, (1, *shape)))
+    base = extract_kernels(model, input_shape, profile.precision)
+    network = (base, export_onnx(model, (1, *input_shape)))
     table, measured = profile_kernels(
         keys,
         path,
@@ -124,9 +140,41 @@ def run_profile(
         on_progress=on_progress,
         networks=[network],
     )
-    updated = False
-    if table_path is None:
-        updated = _point_profile_at_table(profile, path)
     return ProfileSummary(
-        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source, updated
+        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source
     )
+
+
+def run_profile(
+    target: str,
+    model_name: str,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+    num_classes: int | None = None,
+    threads: int | None = None,
+    table_path: Path | None = None,
+    passes: int = 3,
+    warmup: int = 30,
+    runs: int = 100,
+    remote: str | None = None,
+    token: str | None = None,
+    ranks: bool = False,
+    on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
+    on_plan: Callable[[int, Path], None] | None = None,
+) -> ProfileSummary:
+    """``edgeprune profile``: build ``model_name`` and measure its search space on ``target``."""
+    from edgeprune.config import ModelConfig
+    from edgeprune.models import build_model
+
+    profile = load_profile(target)
+    if threads is not None:
+        profile = profile.with_threads(threads)
+    loaded = build_model(ModelConfig(name=model_name, num_classes=num_classes))
+    shape = input_shape or loaded.input_shape
+    if shape is None:
+        raise ConfigError(f"{model_name} has no natural input shape; pass --input-shape C,H,W")
+    timer = make_timer(profile, remote, token, warmup, runs)
+    return profile_model(
+        profile, loaded.model, shape, model_name=model_name, timer=timer, table_path=table_path,
+        passes=passes, warmup=warmup, runs=runs, ranks=ranks, on_progress=on_progress, on_plan=on_plan,
+    )  # fmt: skip

@@ -44,25 +44,28 @@ class LocalOrtTimer:
         self.threads, self.warmup, self.runs = threads, warmup, runs
 
     def time_models_ms(self, models: list[bytes]) -> list[list[float]]:
-        from edgeprune.latency.ort_timing import time_models_ms
+        from edgeprune.latency.timing import time_models_ms
 
         return time_models_ms(models, self.threads, self.warmup, self.runs)
 
     def info(self) -> dict[str, Any]:
-        from edgeprune.latency.ort_timing import runtime_info
+        from edgeprune.latency.timing import runtime_info
 
-        return {**runtime_info(), "threads": self.threads}
+        return runtime_info(self.threads)
 
 
-def measure_kernel(key: KernelKey, timer: KernelTimer) -> tuple[float, float, float, int]:
-    """One pass of one kernel: ``(median, p10, p90, count)`` in ms, overhead removed."""
+def measure_kernel(
+    key: KernelKey, timer: KernelTimer, models: tuple[bytes, bytes] | None = None
+) -> tuple[float, float, float, int]:
+    """One pass of one kernel: ``(median, p10, p90, count)`` in ms, overhead removed.
+
+    ``models`` are the kernel's ``(baseline, with kernel)`` ONNX models when already exported."""
     from edgeprune.latency.kernel_models import empty_model, kernel_models
-    from edgeprune.latency.ort_timing import paired_difference, summarize_ms
+    from edgeprune.latency.timing import paired_difference, summarize_ms
 
     if key.op == OVERHEAD_KEY_OP:
-        s = summarize_ms(timer.time_models_ms([empty_model()])[0])
-        return s["median_ms"], s["p10_ms"], s["p90_ms"], int(s["count"])
-    base, full = kernel_models(key)
+        return summarize_ms(timer.time_models_ms([empty_model()])[0])
+    base, full = models or kernel_models(key)
     base_ms, full_ms = timer.time_models_ms([base, full])
     return paired_difference(base_ms, full_ms)
 
@@ -89,10 +92,9 @@ def network_keys(kernels: Sequence[KernelKey]) -> tuple[KernelKey, KernelKey]:
 
 
 def _measure_network(onnx_model: bytes, timer: KernelTimer) -> tuple[float, float, float, int]:
-    from edgeprune.latency.ort_timing import summarize_ms
+    from edgeprune.latency.timing import summarize_ms
 
-    s = summarize_ms(timer.time_models_ms([onnx_model])[0])
-    return s["median_ms"], s["p10_ms"], s["p90_ms"], int(s["count"])
+    return summarize_ms(timer.time_models_ms([onnx_model])[0])
 
 
 def _store_residuals(table: LatencyTable, networks: Sequence[tuple[Sequence[KernelKey], bytes]]) -> None:
@@ -104,6 +106,37 @@ def _store_residuals(table: LatencyTable, networks: Sequence[tuple[Sequence[Kern
         table.add_pass(residual, t.median_ms - k_ms, t.p10_ms - k_ms, t.p90_ms - k_ms, t.count)
 
 
+def reference_onnx_path(table_path: Path) -> Path:
+    """The reference network kept beside a table (verification times picks against it)."""
+    return table_path.with_name(table_path.stem + ".reference.onnx")
+
+
+def _keep_reference(
+    table: LatencyTable, table_path: Path, networks: Sequence[tuple[Sequence[KernelKey], bytes]]
+) -> None:
+    """Keep the first profiled unpruned network beside the table: its end-to-end time is an entry, so a
+    verification can time it interleaved with a pick and tell a busy machine from a wrong table."""
+    if not networks or "reference" in table.provenance:
+        return
+    from edgeprune.atomic import write_bytes_atomic
+
+    kernels, onnx_model = networks[0]
+    write_bytes_atomic(reference_onnx_path(table_path), onnx_model)
+    table.provenance["reference"] = {
+        "entry": str(network_keys(kernels)[0]),
+        "onnx": reference_onnx_path(table_path).name,
+    }
+
+
+def timer_fingerprint(info: dict[str, Any]) -> dict[str, Any]:
+    """The fingerprint of the device a timer runs on, at the timer's threads (an agent reports its own)."""
+    fp = info.get("fingerprint")
+    if not isinstance(fp, dict):  # an agent of an older edgeprune: its device line is all we know
+        fp = {"kind": "unknown", "device": info.get("device"), "runtime": info.get("runtime"),
+              "runtime_version": info.get("runtime_version")}  # fmt: skip
+    return {**fp, "threads": info.get("threads", fp.get("threads", 1))}
+
+
 def new_table(timer: KernelTimer, passes: int, warmup: int, runs: int) -> LatencyTable:
     info = timer.info()
     prov = {
@@ -112,6 +145,7 @@ def new_table(timer: KernelTimer, passes: int, warmup: int, runs: int) -> Latenc
         "runtime": info["runtime"],
         "runtime_version": info["runtime_version"],
         "threads": info.get("threads", 1),
+        "fingerprint": timer_fingerprint(info),
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "method": METHOD.format(warmup=warmup, runs=runs, passes=passes),
         "repetitions": {"warmup": warmup, "runs_per_pass": runs, "passes": passes},
@@ -147,6 +181,7 @@ def profile_kernels(
     todo_keys = [overhead_key(precision), *keys, *onnx_of]
     total = sum(max(passes - table.passes_of(k), 0) for k in todo_keys)
     done = 0
+    exported: dict[KernelKey, tuple[bytes, bytes]] = {}  # each kernel's ONNX pair, built once
     rng = np.random.default_rng(seed)
     last_save = time.monotonic()
     if on_progress:
@@ -157,9 +192,16 @@ def profile_kernels(
             for key in order:
                 if table.passes_of(key) >= p:
                     continue
-                stats = (
-                    _measure_network(onnx_of[key], timer) if key in onnx_of else measure_kernel(key, timer)
-                )
+                if key in onnx_of:
+                    stats = _measure_network(onnx_of[key], timer)
+                elif key.op == OVERHEAD_KEY_OP:
+                    stats = measure_kernel(key, timer)
+                else:
+                    if key not in exported:
+                        from edgeprune.latency.kernel_models import kernel_models
+
+                        exported[key] = kernel_models(key)
+                    stats = measure_kernel(key, timer, exported[key])
                 table.add_pass(key, *stats)
                 done += 1
                 if on_progress:
@@ -168,6 +210,7 @@ def profile_kernels(
                     table.save(table_path)
                     last_save = time.monotonic()
         _store_residuals(table, networks)
+        _keep_reference(table, table_path, networks)
     finally:
         table.provenance["date"] = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         table.save(table_path)

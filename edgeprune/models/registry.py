@@ -107,19 +107,29 @@ def _torchvision(name: str, num_classes: int) -> nn.Module:
         ) from None
 
 
+def _first_line(err: BaseException) -> str:
+    return next((x.strip() for x in str(err).splitlines() if x.strip()), "(no message)")
+
+
 def _factory(spec: str, num_classes: int | None) -> nn.Module:
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as err:
         raise ModelLoadError(f"cannot import model module {module_name!r}: {err}") from None
+    except Exception as err:  # the user's module fails as it is imported (SyntaxError, ...): one line
+        raise ModelLoadError(
+            f"importing model module {module_name!r} failed: {type(err).__name__}: {_first_line(err)}"
+        ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ModelLoadError(f"{module_name!r} has no callable {attr!r}")
     try:
         model = factory() if num_classes is None else factory(num_classes=num_classes)
-    except TypeError as err:
-        raise ModelLoadError(f"model factory {spec} failed: {err}") from None
+    except Exception as err:  # the user's factory raised: one line naming it, not a traceback
+        raise ModelLoadError(
+            f"model factory {spec} failed: {type(err).__name__}: {_first_line(err)}"
+        ) from None
     if not isinstance(model, nn.Module):
         raise ModelLoadError(f"model factory {spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model

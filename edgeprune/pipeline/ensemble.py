@@ -114,7 +114,7 @@ def ensemble_run(
         ens_acc = evaluate_accuracy(ens, d.test.x, d.test.y)
         ens_rob = evaluate_accuracy(ens, robust.x, robust.y)
     out = run.root / "ensemble"
-    predictor = predictor_for(inputs.profile, cfg.model.name)
+    predictor = predictor_for(inputs.profile)
     # members run one after another: the sum of their predictions (each with its per-network overhead)
     predicted = sum(predictor.predict_ms(m, d.input_shape) for m in members)
     reporter.stage("export", f"ensemble ONNX for {inputs.profile.name}")

@@ -1,7 +1,9 @@
 """``edgeprune compile``: load -> analyze -> space -> latency -> search -> finalize -> export -> verify -> report.
 
-Each stage's outcome is recorded in ``run.json`` as it finishes, so ``--resume`` continues a killed run
-where it stopped: the search replays from its checkpoint, picks already fine-tuned or shipped are kept.
+Every input is validated before the run directory is created (a refused run leaves nothing). Each
+stage's outcome is recorded in ``run.json`` as it finishes, so ``--resume`` continues a run that was
+killed or failed wherever it stopped: the search replays from its checkpoint and cache (or starts
+again when it had none), picks already fine-tuned or shipped are kept.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 
 from edgeprune.atomic import write_bytes_atomic, write_text_atomic
 from edgeprune.config import ModelConfig
-from edgeprune.pipeline.inputs import Inputs, prepare_run
+from edgeprune.pipeline.inputs import Inputs, RunLog, prepare_run
 from edgeprune.pipeline.stages import finalize_stage, search_stage, ship_stage
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
@@ -145,14 +147,18 @@ def compile_run(
 ) -> dict[str, Any]:
     """The whole pipeline into run directory ``out``; resumable. Returns a summary."""
     reporter = reporter or Reporter()
-    reporter.stage("load", f"model {cfg.model.name}, data {cfg.data.source}, target {cfg.target}")
-    inputs, run = prepare_run(cfg, out, resume, reporter)
-    result = search_stage(inputs, run, resume, reporter)
-    finalize = finalize_stage(inputs, run, result, reporter)
-    shipped = ship_stage(inputs, run, result, reporter)
-    reporter.stage("report", str(run.report_html))
-    report = report_stage(inputs, run, result, finalize, shipped)
-    run.mark_done("report")
+    run_log = RunLog()  # in memory until the run directory exists (a refused run writes nothing)
+    try:
+        reporter.stage("load", f"model {cfg.model.name}, data {cfg.data.source}, target {cfg.target}")
+        inputs, run = prepare_run(cfg, out, resume, reporter, run_log)
+        result = search_stage(inputs, run, resume, reporter)
+        finalize = finalize_stage(inputs, run, result, reporter)
+        shipped = ship_stage(inputs, run, result, reporter)
+        reporter.stage("report", str(run.report_html))
+        report = report_stage(inputs, run, result, finalize, shipped)
+        run.mark_done("report")
+    finally:
+        run_log.close()
     payload = {
         "run_dir": str(run.root),
         "n_evals": result.n_evals,

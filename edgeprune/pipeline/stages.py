@@ -61,7 +61,7 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
 
     try:
         result = run_search(
-            spec, run.search, resume=resume and run.search.joinpath("checkpoint.json").exists(), evaluator=evaluator,
+            spec, run.search, resume=resume and run.search.exists(), evaluator=evaluator,
             on_generation=on_generation, on_evaluated=reporter.evaluated,
         )  # fmt: skip
     finally:
@@ -178,12 +178,13 @@ def ship_stage(
     from edgeprune.export.int8 import load_recipe
     from edgeprune.export.pick import ship_pick
     from edgeprune.latency import predictor_for
+    from edgeprune.latency.store import latency_reference
     from edgeprune.verify.checks import VerifyThresholds
     from edgeprune.verify.pick import verify_pick
 
     cfg, profile, d = inputs.cfg, inputs.profile, inputs.data
     precision = profile.precision if cfg.ship.precision == "auto" else cfg.ship.precision
-    predictor = predictor_for(profile, transfer_spec(cfg.model))  # transfer mode: transfer:BACKBONE:H
+    predictor = predictor_for(profile)
     runtime, where, on_target = _verification_runtime(profile, reporter)
     test = d.test.head(cfg.ship.verify_images)  # splits are shuffled: a fair sample of every class
     thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
@@ -209,6 +210,7 @@ def ship_stage(
             run.pick(name), runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(), torch_model=model,
             predicted_latency_ms=predicted if on_target else None, latency_source=predictor.source,
             thresholds=thresholds, target=profile.name, precision=precision, prediction_precision=profile.precision,
+            reference=latency_reference(profile) if on_target else None,
         )  # fmt: skip
         lat = report.sections.get("latency", {})
         info = {

@@ -5,8 +5,8 @@ and ``benchmark(x, warmup, repetitions, passes) -> LatencyStats``. Registered na
 ``onnxruntime-cpu``, ``onnxruntime-cuda``, ``onnxruntime-trt``, ``tensorrt``.
 """
 
+from edgeprune.latency.timing import LatencyStats, benchmark_callable, interleaved_benchmark
 from edgeprune.runtime.base import Runtime, Session, get_runtime, register_runtime, runtime_names
-from edgeprune.runtime.benchmark import LatencyStats, benchmark_callable, interleaved_benchmark
 
 __all__ = [
     "LatencyStats",

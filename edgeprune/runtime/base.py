@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgeprune.errors import ConfigError
-from edgeprune.runtime.benchmark import LatencyStats
+from edgeprune.latency.timing import LatencyStats
 
 
 class Session(Protocol):

@@ -1,6 +1,6 @@
 """ONNX Runtime: CPU (threads), and its CUDA / TensorRT execution providers where installed.
 
-Sessions are opened exactly as the latency profiler opens them (:mod:`edgeprune.latency.ort_timing`):
+Sessions are opened exactly as the latency profiler opens them (:mod:`edgeprune.latency.timing`):
 ``intra_op_num_threads`` = the target's threads, sequential execution, spinning off, all graph
 optimisations — so a verified latency is comparable with the table's prediction.
 """
@@ -15,34 +15,20 @@ from typing import Any
 import numpy as np
 
 from edgeprune.errors import DataError, RuntimeUnavailableError, VerificationError
+from edgeprune.latency.timing import (
+    LatencyStats,
+    benchmark_callable,
+    cpu_model_name,
+    import_onnxruntime,
+    ort_session_options,
+)
 from edgeprune.runtime.base import register_runtime, run_in_chunks
-from edgeprune.runtime.benchmark import LatencyStats, benchmark_callable
 
 PROVIDERS = {
     "onnxruntime-cpu": ["CPUExecutionProvider"],
     "onnxruntime-cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "onnxruntime-trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
-
-
-def _ort() -> Any:
-    try:
-        import onnxruntime as ort
-    except ImportError:  # pragma: no cover - a hard dependency
-        raise RuntimeUnavailableError("onnxruntime is not installed: pip install onnxruntime") from None
-    return ort
-
-
-def cpu_model_name() -> str:
-    """The CPU model from /proc/cpuinfo (or platform's guess)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def check_input(x: np.ndarray, shape: tuple[int | str, ...], where: str) -> np.ndarray:
@@ -98,18 +84,10 @@ class OrtRuntime:
         self.providers = PROVIDERS[name]
 
     def session_options(self) -> Any:
-        ort = _ort()
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.log_severity_level = 3
-        return so
+        return ort_session_options(self.threads)
 
     def _check_providers(self) -> None:
-        available = set(_ort().get_available_providers())
+        available = set(import_onnxruntime().get_available_providers())
         missing = [p for p in self.providers if p not in available]
         if missing:
             raise RuntimeUnavailableError(
@@ -123,7 +101,7 @@ class OrtRuntime:
         path = Path(path)
         if not path.is_file():
             raise VerificationError(f"model file not found: {path}")
-        ort = _ort()
+        ort = import_onnxruntime()
         try:
             sess = ort.InferenceSession(
                 str(path), sess_options=self.session_options(), providers=self.providers
@@ -137,7 +115,7 @@ class OrtRuntime:
     def info(self) -> dict[str, Any]:
         import os
 
-        ort = _ort()
+        ort = import_onnxruntime()
         return {
             "runtime": self.name, "runtime_version": ort.__version__, "providers": self.providers,
             "threads": self.threads, "cpu": cpu_model_name(), "logical_cpus": os.cpu_count(),

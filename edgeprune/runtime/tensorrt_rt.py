@@ -18,36 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.errors import ConfigError, ExportError, VerificationError
-from edgeprune.latency.tensorrt_profiler import import_tensorrt, torch_cuda
+from edgeprune.atomic import write_bytes_atomic
+from edgeprune.errors import ConfigError, ExportError, ProfileError, VerificationError
+from edgeprune.latency.tensorrt_profiler import (
+    build_engine_bytes,
+    device_times_ms,
+    import_tensorrt,
+    torch_cuda,
+)
+from edgeprune.latency.timing import LatencyStats, stats_of
 from edgeprune.runtime.base import register_runtime, run_in_chunks
-from edgeprune.runtime.benchmark import LatencyStats, benchmark_callable
 from edgeprune.runtime.onnxruntime_rt import check_input
 
 PRECISIONS = ("fp32", "fp16", "int8")
-
-
-def _cache_calibrator(trt: Any, cache: bytes) -> Any:
-    """An INT8 calibrator that serves a stored calibration cache and never asks for images."""
-
-    class CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc,name-defined]
-        def __init__(self) -> None:
-            super().__init__()
-            self._cache = cache
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: list[str]) -> None:
-            return None  # no images: everything comes from the cache
-
-        def read_calibration_cache(self) -> bytes:
-            return self._cache
-
-        def write_calibration_cache(self, cache: bytes) -> None:
-            return None
-
-    return CacheCalibrator()
 
 
 def build_engine(
@@ -62,34 +45,18 @@ def build_engine(
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"unknown TensorRT precision {precision!r} (use one of {', '.join(PRECISIONS)})")
-    trt = import_tensorrt()
+    import_tensorrt()  # "not installed" before "no GPU": the first thing a user must fix
     torch_cuda()
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: networks are always explicit-batch
-    parser = trt.OnnxParser(network, logger)
-    data = Path(onnx_path).read_bytes()
-    if not parser.parse(data):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors[:300]}")
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-    if precision == "fp32":
-        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 (on by default on Ampere+) would break FP32 parity
-    if precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)
-        has_qdq = any(network.get_layer(i).type == trt.LayerType.QUANTIZE for i in range(network.num_layers))
-        if not has_qdq:
-            if calibration_cache is None:
-                raise ConfigError("an INT8 engine from a model without Q/DQ nodes needs a calibration cache")
-            config.int8_calibrator = _cache_calibrator(trt, Path(calibration_cache).read_bytes())
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ExportError(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
+    cache = Path(calibration_cache).read_bytes() if calibration_cache is not None else None
+    try:
+        serialized = build_engine_bytes(
+            Path(onnx_path).read_bytes(), precision, calibration_cache=cache, workspace_bytes=workspace_bytes,
+            where=str(onnx_path),
+        )  # fmt: skip
+    except ProfileError as err:
+        raise ExportError(str(err)) from None
     engine_path = Path(engine_path)
-    engine_path.write_bytes(bytes(serialized))
+    write_bytes_atomic(engine_path, serialized)
     return engine_path
 
 
@@ -151,11 +118,13 @@ class TensorRTSession:
         self._context.set_tensor_address(self.input_name, xin.data_ptr())
         self._context.set_tensor_address(self._output_name, out.data_ptr())
 
-        def call() -> None:
-            self._context.execute_async_v3(self._stream.cuda_stream)
-            self._stream.synchronize()
+        def execute(stream: Any) -> None:
+            self._context.execute_async_v3(stream.cuda_stream)
 
-        return benchmark_callable(call, warmup=warmup, repetitions=repetitions, passes=passes)
+        times = device_times_ms(
+            [execute], self._stream, warmup=warmup, repetitions=repetitions, passes=passes
+        )
+        return stats_of(times[0], warmup)
 
 
 class TensorRTRuntime:

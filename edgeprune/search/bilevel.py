@@ -24,7 +24,7 @@ from pymoo.core.evaluator import Evaluator
 
 from edgeprune.search.checkpoint import Checkpoint
 from edgeprune.search.front import choose_picks, non_dominated
-from edgeprune.search.nsga import ReplayGuard, initial_population, make_nsga3, population_state
+from edgeprune.search.nsga import BudgetSpent, ReplayGuard, initial_population, make_nsga3, population_state
 from edgeprune.search.problem import PruningProblem, objective_matrix
 from edgeprune.search.run import SearchContext, register_strategy
 
@@ -84,29 +84,33 @@ def bilevel(ctx: SearchContext) -> None:
     guard = ReplayGuard(ctx.checkpoint)
     gen = 0
     while upper.has_next():
-        upper.next()
         gen += 1
-        if gen == 1 or gen % cfg.migration_interval == 0:
-            front, knee = _archive_front(ctx)
-            archs: list[tuple[int, ...]] = []
-            for g in front:
-                a = tuple(int(g[i]) for i in arch_idx)
-                if a not in archs:
-                    archs.append(a)
-            lowers = [
-                _lower_algorithm(
-                    ctx, dict(zip(arch_idx, a, strict=True)), front, prune_idx, cfg.seed + 7919 * gen + k
-                )
-                for k, a in enumerate(archs[: cfg.lower_archs])
-            ]
-            # migration into the upper level: the knee's pruning genes become the partner
-            upper_problem.fixed = {i: int(knee[i]) for i in prune_idx}
-            if not ctx.budget_exhausted():
-                Evaluator().eval(upper_problem, upper.pop, skip_already_evaluated=False)
-        for lower in lowers:  # the budget is checked between sub-populations, not only per generation
-            if ctx.budget_exhausted():
-                break
-            lower.next()
+        spent = False  # a batch hit the budget: the networks up to it were evaluated, the rest not
+        try:
+            upper.next()
+            if gen == 1 or gen % cfg.migration_interval == 0:
+                front, knee = _archive_front(ctx)
+                archs: list[tuple[int, ...]] = []
+                for g in front:
+                    a = tuple(int(g[i]) for i in arch_idx)
+                    if a not in archs:
+                        archs.append(a)
+                lowers = [
+                    _lower_algorithm(
+                        ctx, dict(zip(arch_idx, a, strict=True)), front, prune_idx, cfg.seed + 7919 * gen + k
+                    )
+                    for k, a in enumerate(archs[: cfg.lower_archs])
+                ]
+                # migration into the upper level: the knee's pruning genes become the partner
+                upper_problem.fixed = {i: int(knee[i]) for i in prune_idx}
+                if not ctx.budget_exhausted():
+                    Evaluator().eval(upper_problem, upper.pop, skip_already_evaluated=False)
+            for lower in lowers:  # the budget is checked between sub-populations, not only per generation
+                if ctx.budget_exhausted():
+                    break
+                lower.next()
+        except BudgetSpent:
+            spent = True
         guard.check(gen, upper)
         X, F, rng = population_state(upper)
         ctx.record_generation(gen)
@@ -115,5 +119,5 @@ def bilevel(ctx: SearchContext) -> None:
         )
         if ctx.on_generation is not None:
             ctx.on_generation(gen, cfg.generations)
-        if ctx.budget_exhausted():
+        if spent or ctx.budget_exhausted():
             break

@@ -19,8 +19,12 @@ class SearchConfig(FrozenConfig):
     objectives: tuple[str, ...] = ("error", "params", "latency")
     generations: int = Field(default=10, ge=1, le=10_000)
     population: int = Field(default=24, ge=4, le=10_000)
-    # stop after the generation in which this many distinct networks have been evaluated; the
-    # bi-level search defaults to population x generations so it is comparable with the flat one
+    # Evaluation budget, held by every strategy: at most this many *distinct* networks are evaluated
+    # (the unpruned reference counts as one; asking again for a network already evaluated, e.g. a
+    # duplicate offspring or a replay on resume, does not count). The generation that reaches it is
+    # cut short at exactly ``max_evals`` and is the last. None: no budget beyond generations x
+    # population, except for the bi-level search, which defaults to population x generations so it
+    # is compared with the flat one at equal budget.
     max_evals: int | None = Field(default=None, ge=1)
     seed: int = 0
     workers: int = Field(default=1, ge=1, le=256)

@@ -88,7 +88,7 @@ class Evaluator:
             xs = corrupt(head.x, data.mean, data.std, severity=cfg.corruption_severity, seed=cfg.seed)
             self.robust = Split(xs, head.y.repeat(len(CORRUPTIONS)))
         self.profile = load_profile(spec.target)
-        self.predictor: LatencyPredictor = predictor_for(self.profile, spec.model.name, ranks=cfg.rank_genes)
+        self.predictor: LatencyPredictor = predictor_for(self.profile)
         with torch_threads(1):
             self.analysis: ModelAnalysis = analyze(self.model, self.example, self.profile.channel_multiple)
 

@@ -75,6 +75,11 @@ def make_nsga3(n_obj: int, population: int, X0: np.ndarray, seed: int) -> NSGA3:
     )
 
 
+class BudgetSpent(Exception):
+    """Raised by the candidate store when a batch asks for more new networks than ``max_evals`` leaves:
+    the networks up to the budget are evaluated (in the batch's order), then the strategy stops."""
+
+
 @dataclass
 class ReplayGuard:
     """Checks that a resumed run replays exactly to its last checkpoint."""
@@ -108,15 +113,24 @@ def run_generations(
     on_generation: GenerationCallback | None = None,
     budget_exhausted: Callable[[], bool] | None = None,
 ) -> None:
-    """Drive ``algorithm`` generation by generation, writing a checkpoint after each."""
+    """Drive ``algorithm`` generation by generation, writing a checkpoint after each.
+
+    Stops after the generation that spends the evaluation budget: one that ends exactly on it, or one
+    cut short by :class:`BudgetSpent` (its checkpoint then holds the previous population; a resumed run
+    replays to the same cut, since the cache and the seeded algorithm give the same batches).
+    """
     guard = ReplayGuard(checkpoint)
     gen = 0
     while algorithm.has_next():
-        algorithm.next()
+        spent = False
+        try:
+            algorithm.next()
+        except BudgetSpent:
+            spent = True
         gen += 1  # pymoo's own n_gen counts the initialisation differently; ours is 1..generations
         guard.check(gen, algorithm)
         store.save(make_checkpoint(gen, algorithm))
         if on_generation is not None:
             on_generation(gen, generations)
-        if budget_exhausted is not None and budget_exhausted():
+        if spent or (budget_exhausted is not None and budget_exhausted()):
             break

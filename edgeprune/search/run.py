@@ -6,7 +6,7 @@ Strategies are a registry (``@register_strategy``): ``nsga3`` (flat, the default
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +15,14 @@ from pymoo.core.algorithm import Algorithm
 
 from edgeprune import __version__
 from edgeprune.errors import ConfigError
+from edgeprune.graph import PruningPlan
 from edgeprune.search.cache import EvaluationCache
 from edgeprune.search.checkpoint import Checkpoint, CheckpointStore, fingerprint
 from edgeprune.search.config import SearchConfig
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
 from edgeprune.search.executor import Executor, make_executor
 from edgeprune.search.nsga import (
+    BudgetSpent,
     GenerationCallback,
     initial_population,
     make_nsga3,
@@ -30,6 +32,49 @@ from edgeprune.search.nsga import (
 from edgeprune.search.problem import CandidateStore, PruningProblem
 from edgeprune.search.result import SearchResult, build_result, progress_hypervolume, reference_metrics
 from edgeprune.space import SearchSpace
+
+
+def evaluation_limit(cfg: SearchConfig) -> int | None:
+    """The search's evaluation budget: ``max_evals``; for the bi-level search population x generations
+    when unset (so it is compared with the flat search at equal budget); None: no budget."""
+    if cfg.max_evals is None and cfg.strategy == "bilevel":
+        return cfg.population * cfg.generations
+    return cfg.max_evals
+
+
+class BudgetedStore(CandidateStore):
+    """A :class:`CandidateStore` that never evaluates more than ``limit`` distinct networks.
+
+    The count is ``len(seen)``: distinct networks this search has asked for, the unpruned reference
+    included; asking again for one already seen costs nothing (nor does a resumed run replaying against
+    the cache, since ``seen`` is rebuilt in the same order). A batch with more new networks than the
+    budget leaves gets the first of them (in batch order) evaluated, then raises :class:`BudgetSpent`.
+    """
+
+    def __init__(
+        self,
+        cache: EvaluationCache,
+        executor: Executor,
+        on_evaluated: Callable[[int], None] | None = None,
+        limit: int | None = None,
+    ):
+        super().__init__(cache, executor, on_evaluated)
+        self.limit = limit
+
+    def metrics(self, plans: Sequence[PruningPlan]) -> list[dict[str, float]]:
+        if self.limit is not None:
+            new = list(dict.fromkeys(k for p in plans if (k := p.key()) not in self.seen))
+            room = max(0, self.limit - len(self.seen))
+            if len(new) > room:
+                allowed = set(new[:room])
+                first: dict[str, PruningPlan] = {}
+                for p in plans:
+                    if p.key() in allowed:
+                        first.setdefault(p.key(), p)
+                if first:
+                    super().metrics(list(first.values()))
+                raise BudgetSpent(f"max_evals={self.limit} reached")
+        return super().metrics(plans)
 
 
 @dataclass
@@ -46,10 +91,8 @@ class SearchContext:
     on_generation: GenerationCallback | None
 
     def budget_exhausted(self) -> bool:
-        """Whether the evaluation budget (``max_evals``) is spent."""
-        limit = self.cfg.max_evals
-        if limit is None and self.cfg.strategy == "bilevel":
-            limit = self.cfg.population * self.cfg.generations
+        """Whether the evaluation budget (:func:`evaluation_limit`) is spent."""
+        limit = evaluation_limit(self.cfg)
         return limit is not None and len(self.store.seen) >= limit
 
     def record_generation(self, gen: int) -> dict[str, float]:
@@ -106,8 +149,9 @@ def _flat_nsga3(ctx: SearchContext) -> None:
     algorithm = make_nsga3(len(cfg.objectives), cfg.population, X0, cfg.seed)
     algorithm.setup(problem, termination=("n_gen", cfg.generations))
     run_generations(
-        algorithm, cfg.generations, ctx.checkpoints, ctx.checkpoint, ctx.make_checkpoint, ctx.on_generation
-    )
+        algorithm, cfg.generations, ctx.checkpoints, ctx.checkpoint, ctx.make_checkpoint, ctx.on_generation,
+        ctx.budget_exhausted,
+    )  # fmt: skip
 
 
 def search_fingerprint(spec: EvaluatorSpec, space: SearchSpace) -> str:
@@ -115,6 +159,8 @@ def search_fingerprint(spec: EvaluatorSpec, space: SearchSpace) -> str:
     d = spec.to_dict()
     for k in ("workers", "executor", "ray_address"):
         d["search"].pop(k, None)
+    if not d["data"].get("extra_train"):  # added later: runs without it keep their fingerprint
+        d["data"].pop("extra_train", None)
     return fingerprint({"spec": d, "genes": [g.name for g in space.genes], "version": __version__})
 
 
@@ -153,7 +199,7 @@ def run_search(
     owned = executor is None
     runner = executor or make_executor(cfg.executor, spec, cfg.workers, cfg.ray_address, evaluator=evaluator)
     try:
-        store = CandidateStore(cache, runner, on_evaluated)
+        store = BudgetedStore(cache, runner, on_evaluated, evaluation_limit(cfg))
         store.metrics([space.decode(space.unpruned())])  # the reference point of every figure
         ctx = SearchContext(cfg, space, store, checkpoints, checkpoint, fp, [], on_generation)
         if cfg.strategy not in strategies():

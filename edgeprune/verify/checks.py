@@ -28,6 +28,9 @@ class VerifyThresholds(FrozenConfig):
     int8_max_accuracy_drop: float = Field(default=0.01, ge=0, le=1)  # 1 point
     latency_ratio_min: float = Field(default=0.5, gt=0)  # measured / predicted; checked for measured tables
     latency_ratio_max: float = Field(default=1.5, gt=0)
+    # (measured / predicted) of the pick over the same ratio of the table's reference network, timed in
+    # alternating passes with it: a busy machine slows both, a wrong prediction moves only the pick
+    latency_relative_max: float = Field(default=1.2, gt=1)  # band [1/max, max]
 
     @model_validator(mode="after")
     def _band_is_ordered(self) -> VerifyThresholds:

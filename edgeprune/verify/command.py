@@ -18,17 +18,26 @@ from edgeprune.verify.report import VerifyReport
 
 
 def _predicted(profile: Any, manifest: Any, torch_model: Any) -> tuple[float | None, str]:
-    if manifest.target == profile.name:
-        return manifest.expected_latency_ms, manifest.latency_source
-    if torch_model is None:
-        return None, profile.source
-    from edgeprune.latency import predictor_for
+    """The pick's latency predicted *here*, from this machine's view of the target's table; else the
+    manifest's figure (predicted where the pick was made), labelled by where its table stands now: a
+    figure measured on another machine is not ``measured`` here."""
+    from edgeprune.latency import extract_kernels, predictor_for
+    from edgeprune.latency.store import figure_source
 
-    try:
-        pred = predictor_for(profile, manifest.model_name)
-        return pred.predict_ms(torch_model, tuple(manifest.input_shape[1:])), pred.source
-    except EdgepruneError:
-        return None, profile.source
+    here = figure_source(profile)
+    if torch_model is not None:
+        try:
+            kernels = extract_kernels(torch_model, tuple(manifest.input_shape[1:]), profile.precision)
+            pred = predictor_for(profile, kernels)
+            return pred.predict_kernels_ms(kernels), pred.source
+        except EdgepruneError:
+            pass  # this table cannot price the pick: fall back on the manifest's figure
+    if manifest.target != profile.name:
+        return None, here
+    source = manifest.latency_source
+    return manifest.expected_latency_ms, (
+        source if source != "measured" or here == "measured" else "measured elsewhere"
+    )
 
 
 def run_verify(
@@ -40,6 +49,7 @@ def run_verify(
     from edgeprune.config import DataConfig
     from edgeprune.data import load_data
     from edgeprune.latency import load_profile
+    from edgeprune.latency.store import latency_reference
     from edgeprune.runtime import get_runtime
 
     pick_dir = Path(pick_dir)
@@ -84,6 +94,7 @@ def run_verify(
         torch_model=torch_model, predicted_latency_ms=predicted_ms, latency_source=source, thresholds=th,
         target=profile.name, remote=timer, repetitions=repetitions, passes=passes,
         prediction_precision=profile.precision,  # the profile's table is for its own precision
+        reference=latency_reference(profile) if timer is None and runtime.name == profile.runtime else None,
     )  # fmt: skip
     if not report.passed:
         raise VerificationError(report.summary_line() + f" (details: {pick_dir / 'verify.json'})")

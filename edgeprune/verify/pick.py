@@ -86,6 +86,32 @@ def _remote_latency(remote: Any, model_path: Path, passes: int) -> dict[str, Any
     }  # fmt: skip
 
 
+def _latency_with_reference(
+    runtime: Runtime, shipped: Session, x: np.ndarray, reference: tuple[Path, float],
+    warmup: int, repetitions: int, passes: int,
+) -> dict[str, Any]:  # fmt: skip
+    """The pick's latency, timed in passes alternating with the table's reference network."""
+    ref_path, ref_table_ms = reference
+    ref = runtime.load(ref_path)
+    shape = tuple(d if isinstance(d, int) else 1 for d in getattr(ref, "input_shape", (1, *x.shape[1:])))
+    xr = np.zeros(shape, dtype=np.float32)
+    picks, refs = [], []
+    for _ in range(passes):
+        picks.append(shipped.benchmark(x, warmup=warmup, repetitions=repetitions, passes=1))
+        refs.append(ref.benchmark(xr, warmup=warmup, repetitions=repetitions, passes=1))
+    best = min(picks, key=lambda s: s.median_ms).to_dict()
+    ref_ms = min(s.median_ms for s in refs)
+    lat = {
+        **best, "passes": passes, "count": sum(s.count for s in picks),
+        "pass_medians_ms": [s.median_ms for s in picks],
+    }  # fmt: skip
+    lat["reference"] = {
+        "model": str(ref_path), "measured_ms": ref_ms, "table_ms": ref_table_ms, "drift": ref_ms / ref_table_ms,
+        "pass_medians_ms": [s.median_ms for s in refs],
+    }  # fmt: skip
+    return lat
+
+
 def environment(runtime: Runtime) -> dict[str, Any]:
     """Runtime and version, CPU/GPU, threads, library versions."""
     import onnx
@@ -114,13 +140,17 @@ def verify_pick(
     predicted_latency_ms: float | None, latency_source: str, thresholds: VerifyThresholds | None = None,
     target: str | None = None, precision: str | None = None, remote: Any = None,
     warmup: int = 30, repetitions: int = 100, passes: int = 3, prediction_precision: str | None = None,
+    reference: tuple[Path, float] | None = None,
 ) -> VerifyReport:  # fmt: skip
     """Verify ``pick_dir`` and write its ``verify.json``; see the module docstring.
 
     ``precision``/``target`` default to the manifest's. The latency ratio is judged only against a
     *measured* prediction made for the shipped precision (``prediction_precision``, default: the same). ``remote`` (a RemoteTimer) measures latency
     on a device through the agent; accuracy and parity are then computed here with the same runtime
-    kind (the agent API times models, it does not return outputs).
+    kind (the agent API times models, it does not return outputs). ``reference`` — the ONNX network
+    kept with this machine's table and its table time (:func:`edgeprune.latency.store.latency_reference`)
+    — is timed in passes alternating with the pick, and the pick's ratio is judged relative to the
+    reference's (``latency_relative``): a tight band that a busy machine does not break.
     """
     pick_dir = Path(pick_dir)
     th = thresholds or VerifyThresholds()
@@ -130,7 +160,7 @@ def verify_pick(
     try:
         judged = latency_source == "measured" and (prediction_precision or precision) == precision
         _verify(report, runtime, test_x, test_y, torch_model, predicted_latency_ms, latency_source, judged,
-                th, remote, warmup, repetitions, passes)  # fmt: skip
+                th, remote, warmup, repetitions, passes, reference if judged and remote is None else None)  # fmt: skip
     except VerificationError as err:
         report.error = str(err)
         report.write()
@@ -142,7 +172,7 @@ def verify_pick(
 def _verify(
     report: VerifyReport, runtime: Runtime, test_x: Any, test_y: Any, torch_model: Any,
     predicted_latency_ms: float | None, latency_source: str, judged: bool, th: VerifyThresholds, remote: Any,
-    warmup: int, repetitions: int, passes: int,
+    warmup: int, repetitions: int, passes: int, reference: tuple[Path, float] | None = None,
 ) -> None:  # fmt: skip
     pick_dir, precision = report.pick_dir, report.precision
     x = np.ascontiguousarray(np.asarray(test_x, dtype=np.float32))
@@ -198,6 +228,9 @@ def _verify(
     if remote is not None:
         lat = _remote_latency(remote, model_file, passes)
         env = {**environment(runtime), "latency_measured_by": remote.info()}
+    elif reference is not None:
+        lat = _latency_with_reference(runtime, shipped, x[:1], reference, warmup, repetitions, passes)
+        env = environment(runtime)
     else:
         lat = shipped.benchmark(x[:1], warmup=warmup, repetitions=repetitions, passes=passes).to_dict()
         env = environment(runtime)
@@ -208,6 +241,15 @@ def _verify(
         lat["ratio_measured_to_predicted"] = ratio
         if judged:
             report.checks.append(within("latency_ratio", ratio, th.latency_ratio_min, th.latency_ratio_max))
+            if "reference" in lat:
+                drift = lat["reference"]["drift"]
+                lat["relative_ratio"] = ratio / drift
+                note = (
+                    f"measured/predicted of the pick over that of the table's reference network timed in "
+                    f"alternating passes with it (the machine ran {drift:.2f}x its profiling-time speed)"
+                )
+                hi = th.latency_relative_max
+                report.checks.append(within("latency_relative", ratio / drift, 1 / hi, hi, note))
         elif latency_source != "measured":
             note = "the prediction is an estimate: recorded, not judged"
             report.checks.append(informational("latency_ratio", ratio, note))

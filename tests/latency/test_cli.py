@@ -5,12 +5,30 @@ import json
 from edgeprune.cli import main
 
 
-def test_targets_lists_the_four_profiles_with_provenance(capsys):
+def test_targets_lists_the_four_profiles_with_provenance(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path))  # no table of this machine yet
     assert main(["targets", "--json"]) == 0
     rows = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
-    assert rows["host-cpu"]["source"] == "measured"
+    host = rows["host-cpu"]
+    assert host["source"] == "measured elsewhere" and "compile` measures what it needs" in host["provenance"]
+    assert [t["kind"] for t in host["tables"]] == ["reference"] and not host["tables"][0]["this_machine"]
     assert {rows[n]["source"] for n in ("jetson-orin", "mobile-cpu", "desktop-gpu")} == {"estimate"}
-    assert rows["host-cpu"]["channel_multiple"] == 16 and "onnxruntime-cpu" in rows["host-cpu"]["provenance"]
+    for n in ("jetson-orin", "mobile-cpu", "desktop-gpu"):
+        check = rows[n]["estimate"]["published_check"]
+        assert {"n", "median_abs_pct_err", "max_abs_pct_err"} <= set(check)
+    assert host["channel_multiple"] == 16
+
+
+def test_targets_in_a_pipe_keeps_whole_names():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "edgeprune", "targets"], capture_output=True, text=True, check=True
+    ).stdout
+    lines = [ln for ln in out.splitlines() if "jetson-orin" in ln]
+    assert lines and all(n in out for n in ("desktop-gpu", "mobile-cpu", "host-cpu", "measured elsewhere"))
+    assert "…" not in out
 
 
 def test_profile_unknown_target_is_one_line(capsys):

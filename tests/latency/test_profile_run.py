@@ -4,6 +4,7 @@ import yaml
 
 from edgeprune.latency import kernel_models, load_profile, predictor_for, profiler
 from edgeprune.latency import profile_run as pr
+from edgeprune.latency.store import choose_table, user_tables_dir
 from edgeprune.models.cifar_resnet import CifarResNet
 
 
@@ -17,24 +18,37 @@ class _Timer:
         return {"device": "lab board", "runtime": "onnxruntime-cpu", "runtime_version": "9.9", "threads": 4}
 
 
-def test_profiling_an_estimated_target_makes_it_measured(tmp_path, monkeypatch):
+def test_profiling_a_device_target_writes_the_users_table_not_the_package(tmp_path, monkeypatch):
     data = yaml.safe_load((load_profile("mobile-cpu").profile_dir / "mobile-cpu.yaml").read_text())
     data["name"] = "lab-board"
-    (tmp_path / "lab-board.yaml").write_text(yaml.safe_dump(data))
-    monkeypatch.setenv("EDGEPRUNE_PROFILES_DIR", str(tmp_path))
+    yaml_path = tmp_path / "profiles" / "lab-board.yaml"
+    yaml_path.parent.mkdir()
+    yaml_path.write_text(yaml.safe_dump(data))
+    before = yaml_path.read_text()
+    monkeypatch.setenv("EDGEPRUNE_PROFILES_DIR", str(yaml_path.parent))
+    monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr(pr, "make_timer", lambda *a, **k: _Timer())
-    monkeypatch.setattr(profiler, "measure_kernel", lambda key, timer: (0.002, 0.002, 0.002, 5))
+    monkeypatch.setattr(profiler, "measure_kernel", lambda key, timer, models=None: (0.002, 0.002, 0.002, 5))
     monkeypatch.setattr(kernel_models, "export_onnx", lambda module, shape: b"onnx")
     assert predictor_for(load_profile("lab-board")).source == "estimate"
 
     summary = pr.run_profile("lab-board", "digits-resnet", passes=1, runs=5, warmup=0)
 
-    assert summary.profile_updated and summary.table_path == tmp_path / "tables" / "lab-board.json"
+    assert (
+        summary.table_path.parent
+        == user_tables_dir("lab-board")
+        == tmp_path / "home" / "tables" / "lab-board"
+    )
+    assert yaml_path.read_text() == before and not (yaml_path.parent / "tables").exists()  # package untouched
     profile = load_profile("lab-board")
-    assert profile.source == "measured" and profile.estimate is not None  # the estimate stays as fallback
-    pred = predictor_for(profile, "digits-resnet")
+    choice = choose_table(profile)
+    assert choice.status == "measured" and choice.fingerprint is not None
+    assert choice.fingerprint["device"] == "lab board" and choice.fingerprint["threads"] == 4
+    pred = predictor_for(profile)
     assert pred.source == "measured"
     net = CifarResNet((2, 2, 2), in_channels=1)
     # the unpruned network is predicted exactly as measured end to end (0.05 ms)
     assert abs(pred.predict_ms(net, (1, 8, 8)) - 0.05) < 1e-9
     assert pr.run_profile("lab-board", "digits-resnet", passes=1, runs=5, warmup=0).measured_now == 0
+    # the same device at another thread count is another table
+    assert choose_table(profile.with_threads(2)).status == "missing"

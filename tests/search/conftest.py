@@ -15,11 +15,12 @@ from edgeprune.search.evaluator import Evaluator
 def frozen_host_profile(tmp_path_factory):
     """A snapshot of the host-cpu profile and its table, so re-profiling cannot change a test's figures."""
     from edgeprune.latency import load_profile
+    from edgeprune.latency.store import reference_table_path
 
     src = load_profile("host-cpu")
     root = tmp_path_factory.mktemp("profiles")
     (root / "tables").mkdir()
-    shutil.copy(src.table_path(), root / "tables" / "host-cpu.json")
+    shutil.copy(reference_table_path(src), root / "tables" / "host-cpu.json")
     yaml_text = yaml.safe_dump(src.to_dict(), sort_keys=False)
     (root / "host-cpu.yaml").write_text(yaml_text)
     _TARGET[:] = [str(root / "host-cpu.yaml")]

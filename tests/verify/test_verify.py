@@ -58,7 +58,9 @@ def test_verify_writes_a_passing_report(pick_copy, shared_data):
         doc["parity_int8"]["top1_agreement"] >= 0.9 and doc["accuracy"]["int8"] == doc["accuracy"]["shipped"]
     )
     assert doc["latency"]["model"] == "model.int8.onnx" and doc["latency"]["count"] == 40
-    assert doc["latency"]["ratio_measured_to_predicted"] == pytest.approx(doc["latency"]["median_ms"] / 0.8)
+    lat = doc["latency"]  # the table cannot price a 12-channel stem: the manifest's figure, as labelled
+    assert lat["prediction_source"] == "estimate" and lat["predicted_ms"] == 0.8
+    assert lat["ratio_measured_to_predicted"] == pytest.approx(lat["median_ms"] / 0.8)
     assert doc["thresholds"]["fp32_max_abs_logit_diff"] == 1e-4
     assert doc["environment"]["runtime"] == "onnxruntime-cpu" and doc["environment"]["threads"] == 1
     assert {c["name"] for c in doc["checks"]} >= {
