@@ -12,7 +12,7 @@ on one half of the networks predicts the other half, and the other way round. Pr
 JSON: share within ±5 % and ±10 %, RMS % error and Kendall τ, table against the FLOPs line.
 
     python benchmarks/latency_fidelity.py [--n 40] [--threads 1,2] [--passes 5] [--runs 200] [--seed 0]
-        [--families resnet56,torchvision:mobilenet_v2@32,torchvision:resnet18@48]
+        [--families resnet56,torchvision:mobilenet_v2@32,torchvision:mobilenet_v3_small@48]
 """
 
 from __future__ import annotations
@@ -113,7 +113,7 @@ def main() -> None:
     ap.add_argument("--target", default="host-cpu")
     ap.add_argument(
         "--families",
-        default="resnet56,torchvision:mobilenet_v2@32,torchvision:resnet18@48",
+        default="resnet56,torchvision:mobilenet_v2@32,torchvision:mobilenet_v3_small@48",
         help="comma-separated MODEL[@SIZE]; add --ranks for resnet56's rank genes",
     )
     ap.add_argument("--ranks", action="store_true", help="search spaces with rank genes (low-rank factors)")

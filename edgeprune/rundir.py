@@ -1,4 +1,4 @@
-"""The run directory of ``edgeprune compile`` (DESIGN.md): its layout and its progress record.
+"""The run directory of ``edgeprune compile`` (docs/reference/run-directory.md): its layout and its progress record.
 
 ``run.json`` records which stages have finished (written atomically after each), so ``--resume``
 continues where a killed run stopped. A directory that holds anything but a run is never reused, and

@@ -2,7 +2,7 @@
 
 The recipe (``calibration/<target>.yaml``) picks the calibration method, the number of samples,
 per-channel weights, symmetric activations and the graph format: QOperator for the ONNX Runtime CPU
-(2.47x faster than FP32 on this CPU, while QDQ was slower — MEASURED.md) and QDQ for TensorRT, which
+(faster than FP32 on an AVX-512 CPU, while QDQ was slower: benchmarks/int8_speedup.py) and QDQ for TensorRT, which
 reads the scales from the Q/DQ nodes. Calibration samples are drawn deterministically (seeded) from
 the training split. Besides the INT8 model, the calibration ranges are saved as edgeprune's table
 JSON and as TensorRT's calibration cache, so an engine can also be built on the device from the

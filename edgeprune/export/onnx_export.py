@@ -1,7 +1,7 @@
 """ONNX export: a (pruned) network becomes a checked, simplified ONNX model with a recorded contract.
 
 The legacy TorchScript exporter (``dynamo=False``) is used: it is ~100x faster than the dynamo
-exporter on these networks and writes the opset we ask for (MEASURED.md). The graph is simplified
+exporter on these networks and writes the opset we ask for. The graph is simplified
 with onnxslim, checked with the ONNX checker, and its input name/shape are read back from the file so
 the recorded contract is the one the file really has.
 """

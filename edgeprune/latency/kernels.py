@@ -177,6 +177,11 @@ class KernelKey:
     def macs(self) -> int:
         return sum(c.macs for c in self.convs())
 
+    @property
+    def weights(self) -> int:
+        """Weight values the kernel reads (what a whole network streams through the caches)."""
+        return sum(c.cout * (c.cin // c.groups) * c.k * c.k for c in self.convs())
+
 
 def ranks_of(variant: str) -> tuple[int, ...]:
     """The ranks a variant names (``"lr16-0"`` -> (16, 0)); empty when nothing is factorised."""

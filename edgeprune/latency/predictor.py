@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from itertools import pairwise
+from dataclasses import dataclass, replace
+from itertools import pairwise, product
 from typing import Any
 
+import numpy as np
 from torch import nn
 
 from edgeprune.errors import ProfileError
@@ -44,14 +46,15 @@ def overhead_key(precision: str) -> KernelKey:
     return KernelKey(OVERHEAD_KEY_OP, 0, 0, 0, 0, 0, 0, 0, 0, "", precision)
 
 
-def network_overhead_key(first: KernelKey, n_kernels: int = 0) -> KernelKey:
-    """Entry of the unpruned network's ``T − K`` for the family whose input kernel is ``first`` (``cout`` = n)."""
+def network_overhead_key(first: KernelKey, n_kernels: int = 0, weights: int = 0) -> KernelKey:
+    """Entry of a profiled network's ``T − K`` for the family whose input kernel is ``first``
+    (``cout`` = its kernel count, ``mid`` = the weight values its kernels read)."""
     return KernelKey(
         OVERHEAD_KEY_OP,
         first.h,
         first.w,
         first.cin,
-        0,
+        weights,
         n_kernels,
         first.k,
         first.stride,
@@ -84,7 +87,7 @@ class LatencyPredictor:
         self.note = note
         self._table = table
         self._cache: dict[KernelKey, float] = {}
-        self._net_overhead: dict[KernelKey, list[tuple[int, float]]] = {}
+        self._net_overhead: dict[KernelKey, OverheadModel] = {}
         self._families: dict[tuple[Any, ...], list[tuple[tuple[int, int, int], int, float]]] = defaultdict(
             list
         )
@@ -98,7 +101,7 @@ class LatencyPredictor:
                     "latency table has no empty-call overhead entry; re-run `edgeprune profile`"
                 )
             self.overhead_ms = ov.median_ms
-            self._net_overhead = _net_overhead_curves(table, self.overhead_ms)
+            self._net_overhead = _net_overhead_models(table, self.overhead_ms)
         else:
             assert estimate is not None
             self._roofline = Roofline(
@@ -135,6 +138,9 @@ class LatencyPredictor:
         return ms
 
     def _interpolate(self, key: KernelKey) -> float:
+        grid = self._on_grid(key)
+        if grid is not None:
+            return grid
         members = self._families.get(key.family, [])
         ch, macs = key.channels, key.macs
         below = [(m, t) for c, m, t in members if all(a <= b for a, b in zip(c, ch, strict=True))]
@@ -152,13 +158,40 @@ class LatencyPredictor:
         f = (macs - lo_m) / (hi_m - lo_m)
         return lo_t + min(max(f, 0.0), 1.0) * (hi_t - lo_t)
 
+    def _on_grid(self, key: KernelKey) -> float | None:
+        """Multilinear interpolation in channel counts between the measured configurations that bracket
+        ``key`` in every channel dimension (a 1x1 conv's time is bilinear in its in/out channels), or
+        None when a corner of that box was not measured."""
+        members = self._families.get(key.family, [])
+        times = {c: t for c, _, t in members}
+        box = []
+        for d, v in enumerate(key.channels):
+            values = {c[d] for c in times}
+            lo = max((x for x in values if x <= v), default=None)
+            hi = min((x for x in values if x >= v), default=None)
+            if lo is None or hi is None:
+                return None
+            box.append((lo, hi, 0.0 if hi == lo else (v - lo) / (hi - lo)))
+        total = 0.0
+        for corner in product((0, 1), repeat=len(box)):
+            ch = tuple(b[1] if c else b[0] for b, c in zip(box, corner, strict=True))
+            t = times.get(ch)  # type: ignore[arg-type]
+            if t is None:
+                return None
+            w = 1.0
+            for (_, _, f), c in zip(box, corner, strict=True):
+                w *= f if c else 1.0 - f
+            total += w * t
+        return total
+
     def predict_kernels_ms(self, kernels: Sequence[KernelKey]) -> float:
         """Latency of a network given its kernels (fast path: dictionary lookups)."""
         overhead = self.overhead_ms
         if kernels:
-            curve = self._net_overhead.get(network_overhead_key(kernels[0]))
-            if curve is not None:
-                overhead = _on_curve(curve, len(kernels))
+            model = self._net_overhead.get(network_overhead_key(kernels[0]))
+            if model is not None:
+                k_ms = sum(self.kernel_ms(k) for k in kernels)
+                return k_ms + model.at(len(kernels), sum(k.weights for k in kernels), k_ms)
         return overhead + sum(self.kernel_ms(k) for k in kernels)
 
     def predict_ms(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
@@ -166,17 +199,61 @@ class LatencyPredictor:
         return self.predict_kernels_ms(extract_kernels(model, input_shape, self.precision))
 
 
-def _net_overhead_curves(table: LatencyTable, empty_ms: float) -> dict[KernelKey, list[tuple[int, float]]]:
-    """Per family, the overhead of its unpruned networks by kernel count, anchored at (0, empty call).
+@dataclass(frozen=True)
+class OverheadModel:
+    """What a family's kernels timed alone miss in a whole network, as a function of the network's
+    kernel count ``n``, the weight values ``W`` it reads and its kernel sum ``K``.
 
-    Networks of one family share their input kernel (ResNet-20 … ResNet-110 all start with the same
-    stem), so each profiled depth is one point ``(n kernels, T − K)`` of the family's curve.
+    With four or more profiled networks of the family (the unpruned ones and the calibration networks
+    ``edgeprune profile`` draws from the search space), ``T − K = e + α·n + β·W + γ·K`` is fitted by
+    least squares (``e`` the empty call). Measured here: kernels timed alone keep their weights in
+    cache while a whole network streams all of them (``β·W``: a MobileNetV2 pruned in width keeps its
+    kernel count but reads far fewer weights); each kernel adds dispatch and thread-pool hand-offs
+    (``α·n``); and with several threads, small kernels cost less in a network than alone in context
+    (``γ < 0``). With fewer points, a curve through the profiled networks along ``W`` (or ``n``, for
+    tables that do not record ``W``).
     """
-    curves: dict[KernelKey, list[tuple[int, float]]] = defaultdict(lambda: [(0, empty_ms)])
+
+    empty_ms: float
+    axis: str  # "fit" | "weights" | "kernels"
+    points: tuple[tuple[int, int, float, float], ...]  # (n, W, K, T − K) of the profiled networks
+    coef: tuple[float, float, float] = (0.0, 0.0, 0.0)  # α, β, γ
+
+    def at(self, n: int, weights: int, kernels_ms: float) -> float:
+        if self.axis == "fit":
+            a, b, g = self.coef
+            return max(self.empty_ms + a * n + b * weights + g * kernels_ms, -0.5 * kernels_ms)
+        x = weights if self.axis == "weights" else n
+        curve = sorted(
+            {(0, self.empty_ms), *((p[1] if self.axis == "weights" else p[0], p[3]) for p in self.points)}
+        )
+        return _on_curve(curve, x)
+
+
+def _fit_overhead(empty_ms: float, points: list[tuple[int, int, float, float]]) -> OverheadModel:
+    with_w = [p for p in points if p[1] > 0]
+    if len({(n, w) for n, w, _, _ in with_w}) >= 4:
+        a = np.array([[n, w, k] for n, w, k, _ in with_w], dtype=np.float64)
+        y = np.array([r - empty_ms for _, _, _, r in with_w])
+        rel = 1.0 / np.array([max(k + r, 1e-9) for _, _, k, r in with_w])  # least squares on relative error
+        scale = np.maximum(a.max(axis=0), 1e-12)
+        coef = np.linalg.lstsq(a / scale * rel[:, None], y * rel, rcond=None)[0] / scale
+        return OverheadModel(empty_ms, "fit", tuple(with_w), (float(coef[0]), float(coef[1]), float(coef[2])))
+    if with_w:
+        return OverheadModel(empty_ms, "weights", tuple(with_w))
+    return OverheadModel(empty_ms, "kernels", tuple(points))
+
+
+def _net_overhead_models(table: LatencyTable, empty_ms: float) -> dict[KernelKey, OverheadModel]:
+    """Per family (networks of one family share their input kernel: ResNet-20 … ResNet-110 all start
+    with the same stem), the :class:`OverheadModel` of its profiled networks."""
+    points: dict[KernelKey, list[tuple[int, int, float, float]]] = defaultdict(list)
     for k, e in table.entries.items():
         if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0:
-            curves[k.with_channels(k.cin, 0, 0)].append((k.cout, e.median_ms))
-    return {key: sorted(points) for key, points in curves.items()}
+            total = table.get(replace(k, variant="total-" + k.variant.removeprefix("net-")))
+            kernels_ms = total.median_ms - e.median_ms if total is not None else 0.0
+            points[k.with_channels(k.cin, 0, 0)].append((k.cout, k.mid, kernels_ms, e.median_ms))
+    return {family: _fit_overhead(empty_ms, pts) for family, pts in points.items()}
 
 
 def _on_curve(points: list[tuple[int, float]], m: int) -> float:

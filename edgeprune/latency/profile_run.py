@@ -25,6 +25,7 @@ from edgeprune.latency.profiler import KernelTimer, LocalOrtTimer, profile_kerne
 from edgeprune.latency.store import edgeprune_home, local_fingerprint, table_path_for
 
 ENUMERATION_VERSION = 1
+CALIBRATION_NETWORKS = 10  # random members of the space timed end to end with the kernels
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,35 @@ def space_kernels(
     return keys
 
 
+def calibration_networks(
+    model: nn.Module, input_shape: tuple[int, int, int], multiple: int, n: int, seed: int = 0
+) -> list[nn.Module]:
+    """``n`` members of ``model``'s search space (seeded: the same ones on every run), built as the
+    search builds candidates; half keep every block, half drop some, so width and depth both vary."""
+    if n <= 0:
+        return []
+    import numpy as np
+    import torch
+
+    from edgeprune.errors import ConfigError
+    from edgeprune.graph import analyze, apply_plan
+    from edgeprune.space import SearchSpace
+
+    example = torch.zeros(1, *input_shape)
+    analysis = analyze(model, example, multiple)
+    try:
+        space = SearchSpace.from_analysis(analysis, multiple)
+    except ConfigError:
+        return []
+    rng = np.random.default_rng(seed)
+    out = []
+    for i, genome in enumerate(space.random(rng, n)):
+        if i % 2 == 0:
+            genome = np.where([g.kind == "depth" for g in space.genes], space.upper_bounds, genome)
+        out.append(apply_plan(model, space.decode(genome), example, analysis=analysis))
+    return out
+
+
 def table_destination(profile: HardwareProfile, timer: KernelTimer) -> Path:
     """The user's table of ``profile`` on the device ``timer`` measures (this machine, or the agent's)."""
     here = local_fingerprint(profile)
@@ -114,10 +144,13 @@ def profile_model(
     warmup: int = 30,
     runs: int = 100,
     ranks: bool = False,
+    calibration: int = CALIBRATION_NETWORKS,
     on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
     on_plan: Callable[[int, Path], None] | None = None,
 ) -> ProfileSummary:
-    """Measure every kernel ``model``'s search space can produce on ``profile`` that the table lacks."""
+    """Measure every kernel ``model``'s search space can produce on ``profile`` that the table lacks,
+    the unpruned network end to end, and ``calibration`` networks of the space end to end (what
+    kernels timed alone miss in a whole network is fitted on them: :class:`OverheadModel`)."""
     from edgeprune.latency.kernel_models import export_onnx
     from edgeprune.latency.kernels import extract_kernels
 
@@ -129,7 +162,11 @@ def profile_model(
     if on_plan:
         on_plan(len(keys), path)
     base = extract_kernels(model, input_shape, profile.precision)
-    network = (base, export_onnx(model, (1, *input_shape)))
+    networks = [(base, export_onnx(model, (1, *input_shape)))]
+    for net in calibration_networks(model, input_shape, profile.channel_multiple, calibration):
+        networks.append(
+            (extract_kernels(net, input_shape, profile.precision), export_onnx(net, (1, *input_shape)))
+        )
     table, measured = profile_kernels(
         keys,
         path,
@@ -138,7 +175,7 @@ def profile_model(
         warmup=warmup,
         runs=runs,
         on_progress=on_progress,
-        networks=[network],
+        networks=networks,
     )
     return ProfileSummary(
         profile.name, model_name, path, len(keys), measured, len(table.entries), table.source

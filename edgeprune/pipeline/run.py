@@ -16,7 +16,8 @@ import torch
 
 from edgeprune.atomic import write_bytes_atomic, write_text_atomic
 from edgeprune.config import ModelConfig
-from edgeprune.pipeline.inputs import Inputs, RunLog, prepare_run
+from edgeprune.pipeline.inputs import Inputs
+from edgeprune.pipeline.prepare import RunLog, prepare_run
 from edgeprune.pipeline.stages import finalize_stage, search_stage, ship_stage
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter

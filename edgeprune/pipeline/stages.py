@@ -14,7 +14,9 @@ from edgeprune.graph import PruningPlan, apply_plan
 from edgeprune.latency import HardwareProfile
 from edgeprune.models import build_model
 from edgeprune.models.transfer import transfer_spec
-from edgeprune.pipeline.inputs import Inputs, _state_bytes, evaluator_spec, train_head, training_threads
+from edgeprune.pipeline.inputs import Inputs, evaluator_spec
+from edgeprune.pipeline.prepare import state_bytes
+from edgeprune.pipeline.pretrain import train_head, training_threads
 from edgeprune.progress import Reporter
 from edgeprune.rundir import PICK_NAMES, RunDir
 from edgeprune.search.evaluator import Evaluator, torch_threads
@@ -124,7 +126,7 @@ def finalize_stage(
         model = _finetune_copy(model, inputs, base)
         acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before
         folder = run.root / "finalize" / name if plan is None else run.pick(name)
-        write_bytes_atomic(folder / "weights.pt", _state_bytes(model))
+        write_bytes_atomic(folder / "weights.pt", state_bytes(model))
         if plan is not None:
             write_text_atomic(folder / "plan.json", plan.to_json())
         info = {

@@ -1,4 +1,4 @@
-"""``pareto.csv``: one row per front member (DESIGN.md), with a flag per pick."""
+"""``pareto.csv``: one row per front member (docs/reference/run-directory.md), with a flag per pick."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Search checkpoints as plain JSON, and resume by replay (DESIGN.md, "Resume without pickle").
+"""Search checkpoints as plain JSON, and resume by replay (docs/reference/run-directory.md).
 
 After every generation ``search/checkpoint.json`` is rewritten atomically with the generation counter,
 the population (genomes and objectives), the algorithm's RNG state and the history; evaluations are in

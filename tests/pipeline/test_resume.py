@@ -12,13 +12,8 @@ import yaml
 
 from edgeprune.cli import main
 from edgeprune.errors import RunDirError, UntrainedModelError
-from edgeprune.pipeline.inputs import (
-    _restart,
-    chance_accuracy,
-    check_trained,
-    resume_changes,
-    untrained_below,
-)
+from edgeprune.pipeline.prepare import restart_stages, resume_changes
+from edgeprune.pipeline.pretrain import chance_accuracy, check_trained, untrained_below
 from edgeprune.pipeline_config import RESULT_NEUTRAL, CompileConfig, config_stage
 from edgeprune.progress import Reporter
 from edgeprune.rundir import RunDir
@@ -151,7 +146,7 @@ def test_an_unfinished_search_restarts_from_scratch(tmp_path):
     the result is then the one a new run with the new value gives."""
     run = _run_dir(tmp_path, [], search_started=True)
     run.pareto_csv.write_text("rank\n")
-    _restart(run, {"search"}, Reporter(), "search.budget_ms changed")
+    restart_stages(run, {"search"}, Reporter(), "search.budget_ms changed")
     assert not run.search.exists() and not run.pareto_csv.exists()
     assert run.is_done("prepare") and run.config.is_file()
 
@@ -162,7 +157,7 @@ def test_an_unfinished_export_keeps_the_fine_tuned_picks(tmp_path):
     pick.mkdir(parents=True)
     for name in ("weights.pt", "plan.json", "model.onnx", "model.int8.onnx"):
         (pick / name).write_text("x")
-    _restart(run, {"ship"}, Reporter(), "ship.precision changed")
+    restart_stages(run, {"ship"}, Reporter(), "ship.precision changed")
     assert sorted(p.name for p in pick.iterdir()) == ["plan.json", "weights.pt"]
 
 

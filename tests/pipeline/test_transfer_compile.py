@@ -15,7 +15,7 @@ from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.data import load_data
 from edgeprune.graph import PruningPlan, apply_plan
 from edgeprune.models import build_model, load_weights
-from edgeprune.pipeline.inputs import train_head
+from edgeprune.pipeline.pretrain import train_head
 
 ANIMALS = (2, 3, 4, 5, 6, 7)  # bird cat deer dog frog horse -> 0..5
 TINY = {
