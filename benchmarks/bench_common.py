@@ -11,7 +11,9 @@ from typing import Any
 def command_line(script: str, args: argparse.Namespace) -> str:
     """``python benchmarks/SCRIPT --opt value …`` from the parsed arguments (``--out`` and unset ones left out)."""
     opts = " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out" and v is not None
+        f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if k != "out" and v is not None and v is not False
     )
     return f"python benchmarks/{Path(script).name} {opts}"
 

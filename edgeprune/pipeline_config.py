@@ -68,6 +68,8 @@ class CompileConfig(FrozenConfig):
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()
     target: str = "host-cpu"
+    # intra-op threads the target runs at (default: its profile's); a table holds one thread count
+    threads: int | None = Field(default=None, ge=1)
     search: SearchConfig = SearchConfig()
     pretrain: PretrainConfig = PretrainConfig()
     finalize: FinalizeConfig = FinalizeConfig()

@@ -14,7 +14,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     mapping = {
         "model": ("model", "name"), "weights": ("model", "weights"), "num_classes": ("model", "num_classes"),
-        "data": ("data", "source"), "extra_train": ("data", "extra_train"), "target": ("target",), "budget_ms": ("search", "budget_ms"),
+        "data": ("data", "source"), "extra_train": ("data", "extra_train"), "target": ("target",), "threads": ("threads",), "budget_ms": ("search", "budget_ms"),
         "max_params": ("search", "max_params"), "generations": ("search", "generations"),
         "population": ("search", "population"), "seed": ("search", "seed"), "workers": ("search", "workers"),
         "rank_genes": ("search", "rank_genes"), "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
@@ -53,6 +53,11 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     help="More training data for the --data pool: an .npz file or a directory of train*.npz (repeatable).",
 )
 @click.option("--target", help="Hardware profile (see `edgeprune targets`). Default: host-cpu.")
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Intra-op threads the target runs at (default: its profile's); tables, search and verify use it.",
+)
 @click.option("--budget-ms", type=float, help="Latency budget on the target (a constraint).")
 @click.option("--max-params", type=int, help="Parameter cap (a constraint).")
 @click.option(

@@ -163,6 +163,12 @@ def load_profile(name_or_path: str) -> HardwareProfile:
     raise ProfileError(f"unknown target {name_or_path!r} (known: {', '.join(known) or 'none found'})")
 
 
+def target_profile(name_or_path: str, threads: int | None = None) -> HardwareProfile:
+    """The profile of a run's target, at ``threads`` when given (else the profile's own)."""
+    profile = load_profile(name_or_path)
+    return profile if threads is None else profile.with_threads(threads)
+
+
 def list_profiles() -> list[HardwareProfile]:
     """Every profile found, by name (the first directory holding a name wins)."""
     seen: dict[str, HardwareProfile] = {}

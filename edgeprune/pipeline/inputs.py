@@ -14,7 +14,8 @@ import torch
 
 from edgeprune.data import DataBundle, load_data
 from edgeprune.errors import ConfigError, DataError, SearchError, UnsupportedModelError
-from edgeprune.latency import HardwareProfile, load_profile
+from edgeprune.latency import HardwareProfile
+from edgeprune.latency.profile import target_profile
 from edgeprune.models import LoadedModel, build_model, read_state_dict
 from edgeprune.models.transfer import transfer_spec
 from edgeprune.pipeline_config import CompileConfig
@@ -40,7 +41,7 @@ def validate_inputs(cfg: CompileConfig) -> Inputs:
     """Load target, weights, data and model and check they fit together; raises before anything is
     written. The cheap checks come first, so a bad target or weights file fails before data loads."""
     check_transfer(cfg)
-    profile = load_profile(cfg.target)
+    profile = target_profile(cfg.target, cfg.threads)
     for weights in (cfg.model.weights, cfg.model.backbone_weights):
         if weights is not None:
             read_state_dict(weights)  # a corrupt or foreign file fails here, before the data loads
@@ -91,7 +92,7 @@ def search_preflight(inputs: Inputs) -> tuple[Evaluator, SearchSpace, dict[str, 
 
     cfg = inputs.cfg
     with torch.random.fork_rng(devices=[]):  # leaves the global RNG as it was (a from-scratch init)
-        evaluator = Evaluator(EvaluatorSpec(cfg.model, cfg.data, cfg.target, cfg.search))
+        evaluator = Evaluator(EvaluatorSpec(cfg.model, cfg.data, cfg.target, cfg.search, cfg.threads))
         space = build_space(evaluator)
         fastest = space.decode(space.repair(space.upper_bounds * 0))
         with torch_threads(1):
@@ -144,7 +145,7 @@ def check_transfer(cfg: CompileConfig) -> None:
 def evaluator_spec(inputs: Inputs, run: RunDir) -> EvaluatorSpec:
     """The search's evaluator reads the run's own copy of the base weights."""
     model_cfg = inputs.cfg.model.model_copy(update={"weights": run.base_weights})
-    return EvaluatorSpec(model_cfg, inputs.cfg.data, inputs.cfg.target, inputs.cfg.search)
+    return EvaluatorSpec(model_cfg, inputs.cfg.data, inputs.cfg.target, inputs.cfg.search, inputs.cfg.threads)
 
 
 # --- config resolution -----------------------------------------------------------------------------

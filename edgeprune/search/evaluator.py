@@ -22,7 +22,8 @@ from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.data import Split, load_data
 from edgeprune.data.corruptions import CORRUPTIONS, corrupt
 from edgeprune.graph import ModelAnalysis, PruningPlan, analyze, apply_plan, count_macs
-from edgeprune.latency import LatencyPredictor, load_profile, predictor_for
+from edgeprune.latency import LatencyPredictor, predictor_for
+from edgeprune.latency.profile import target_profile
 from edgeprune.models import build_model
 from edgeprune.search.config import SearchConfig
 from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_changed_bn
@@ -47,6 +48,7 @@ class EvaluatorSpec:
     data: DataConfig
     target: str
     search: SearchConfig
+    threads: int | None = None  # the target's intra-op threads when not the profile's
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +56,7 @@ class EvaluatorSpec:
             "data": self.data.to_dict(),
             "target": self.target,
             "search": self.search.to_dict(),
+            **({"threads": self.threads} if self.threads is not None else {}),
         }
 
     @classmethod
@@ -63,6 +66,7 @@ class EvaluatorSpec:
             DataConfig.from_mapping(d["data"]),
             d["target"],
             SearchConfig.from_mapping(d["search"]),
+            d.get("threads"),
         )
 
 
@@ -87,7 +91,7 @@ class Evaluator:
             head = data.val.head(cfg.robustness_size)
             xs = corrupt(head.x, data.mean, data.std, severity=cfg.corruption_severity, seed=cfg.seed)
             self.robust = Split(xs, head.y.repeat(len(CORRUPTIONS)))
-        self.profile = load_profile(spec.target)
+        self.profile = target_profile(spec.target, spec.threads)
         self.predictor: LatencyPredictor = predictor_for(self.profile)
         with torch_threads(1):
             self.analysis: ModelAnalysis = analyze(self.model, self.example, self.profile.channel_multiple)

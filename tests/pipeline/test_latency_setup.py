@@ -82,3 +82,18 @@ def test_a_device_table_that_lacks_kernels_names_the_command_that_fixes_it(tmp_p
     assert main([*shlex.split(command.group(1))[1:], "--quiet"]) == 0  # the named command, as given
     ensure_latency_table(inputs, Reporter())  # now covered
     assert predictor_for(board).uncovered(pr.space_kernels(board, inputs.loaded.model, (3, 32, 32))) == []
+
+
+def test_compile_threads_reach_the_target_everywhere(tmp_path, monkeypatch):
+    from edgeprune.pipeline import resolve_config
+    from edgeprune.pipeline.inputs import evaluator_spec, validate_inputs
+    from edgeprune.rundir import RunDir
+    from edgeprune.search.evaluator import EvaluatorSpec
+
+    cfg = resolve_config(None, {"threads": 2})
+    inputs = validate_inputs(cfg)
+    assert inputs.profile.threads == 2 and inputs.profile.name == "host-cpu"
+    spec = evaluator_spec(inputs, RunDir(tmp_path / "run"))
+    assert EvaluatorSpec.from_dict(spec.to_dict()).threads == 2  # what a Ray worker rebuilds
+    # a table of this machine at 1 thread is not this target's: another thread count is another table
+    assert own_table_path(inputs.profile) != own_table_path(load_profile("host-cpu"))
