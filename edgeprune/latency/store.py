@@ -139,10 +139,9 @@ def choose_table(profile: HardwareProfile) -> TableChoice:
                 )
         if files:
             table = LatencyTable.load(files[0])
-            where = describe_fingerprint(table.provenance.get("fingerprint")) if table else ""
-            return TableChoice(
-                ELSEWHERE, files[0], table, f"measured elsewhere ({where or table.provenance.get('device')})"
-            )
+            fp = table.provenance.get("fingerprint")
+            where = describe_fingerprint(fp) if fp else f"{table.provenance.get('device')}, no fingerprint"
+            return TableChoice(ELSEWHERE, files[0], table, f"measured elsewhere ({where})")
         return TableChoice("missing", note=f"no {profile.name} table for this machine yet")
     ref = reference_table_path(profile)
     for path in files:
