@@ -5,7 +5,6 @@ import pytest
 ray = pytest.importorskip("ray")
 
 
-@pytest.mark.slow
 def test_ray_and_local_executors_give_identical_fronts(tmp_path, digits_weights, evaluator):
     from search_helpers import _front, _spec
 
