@@ -84,11 +84,17 @@ def _plain_module(key: KernelKey) -> nn.Module:
             )
         return block
     if key.op == "conv":
+        from edgeprune.latency.kernels import HSWISH
+
         return nn.Sequential(
             nn.Conv2d(key.cin, key.cout, key.k, key.stride, key.k // 2, groups=key.groups, bias=False),
             nn.BatchNorm2d(key.cout),
-            nn.ReLU(),
+            nn.Hardswish() if HSWISH in key.variant.split("-") else nn.ReLU(),
         )
+    if key.op == "se":
+        from edgeprune.models.tv_compat import import_torchvision
+
+        return import_torchvision().ops.misc.SqueezeExcitation(key.cin, key.mid)
     if key.op == "gap_linear":
         return _GapLinear(key.cin, key.cout)
     if key.op == "linear":

@@ -20,7 +20,8 @@ from torch import nn
 from edgeprune.errors import UnsupportedModelError
 from edgeprune.graph.lowrank import FactorisedConv, FactorisedLinear
 
-OPS = ("cifar_block", "inverted_residual", "conv", "gap_linear", "linear")
+OPS = ("cifar_block", "inverted_residual", "conv", "se", "gap_linear", "linear")
+HSWISH = "hswish"  # variant tag: a conv followed by hard-swish (not fused into the conv, unlike ReLU)
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class KernelKey:
             )
         if self.op in ("gap_linear", "linear"):
             return _factor(ConvSpec(1, 1, self.cin, self.cout, 1, 1, 1), ranks[0] if ranks else 0)
+        if self.op == "se":  # squeeze (global pool) -> 1x1 to mid -> 1x1 back -> scale
+            return (ConvSpec(1, 1, self.cin, self.mid, 1, 1, 1), ConvSpec(1, 1, self.mid, self.cout, 1, 1, 1))
         return ()
 
     @property
@@ -225,6 +228,8 @@ def _unit_of(module: nn.Module) -> str | None:
         return "cifar_block"
     if name == "InvertedResidual" and isinstance(getattr(module, "conv", None), nn.Sequential):
         return "inverted_residual"
+    if name == "SqueezeExcitation" and hasattr(module, "fc1") and hasattr(module, "fc2"):
+        return "se"
     if name == "Conv2dNormActivation" or isinstance(module, (nn.Conv2d, FactorisedConv)):
         return "conv"
     if isinstance(module, (nn.Linear, FactorisedLinear)):
@@ -286,8 +291,14 @@ def _key_for(
             variant,
             precision,
         )
+    if op == "se":
+        fc1 = cast(nn.Conv2d, module.fc1)
+        return KernelKey(op, shape[2], shape[3], fc1.in_channels, fc1.out_channels, fc1.in_channels,
+                         1, 1, 1, variant, precision)  # fmt: skip
     if op == "conv":
         c = _first_conv(module)
+        if isinstance(module, nn.Sequential) and isinstance(module[-1], nn.Hardswish):
+            variant = f"{variant}-{HSWISH}" if variant else HSWISH
         variant = rank_variant(variant, (_rank(c),))
         return KernelKey(
             op,

@@ -52,3 +52,21 @@ def test_macs_of_a_block():
     # conv1 16->8 s2 at 16x16 out, conv2 8->32 at 16x16, shortcut 16->32 1x1 s2
     assert k.macs == 16 * 16 * 8 * 16 * 9 + 16 * 16 * 32 * 8 * 9 + 16 * 16 * 32 * 16
     assert ConvSpec(4, 4, 8, 8, 3, 1, 8).macs == 16 * 8 * 9
+
+
+def test_squeeze_excitation_and_hard_swish_are_kernels_of_their_own():
+    # MobileNetV3's SE branches and hard-swish activations took half of each network's time while
+    # they were not kernels (the per-network fit had to guess them)
+    from edgeprune.config import ModelConfig
+    from edgeprune.latency.kernel_models import kernel_models
+    from edgeprune.models import build_model
+
+    model = build_model(ModelConfig(name="torchvision:mobilenet_v3_small", num_classes=10)).model
+    keys = extract_kernels(model, (3, 40, 40))
+    se = [k for k in keys if k.op == "se"]
+    assert len(se) == 9 and all(k.cin == k.cout and 0 < k.mid < k.cin for k in se)
+    assert se[0].macs == 2 * se[0].cin * se[0].mid  # the two 1x1 convs on the pooled vector
+    assert any(k.variant.endswith("hswish") for k in keys) and keys[0].variant == "input-hswish"
+    assert all(KernelKey.parse(str(k)) == k for k in keys)
+    base, full = kernel_models(se[0])
+    assert len(full) > len(base)

@@ -65,13 +65,17 @@ def reference(tmp_path_factory, frozen_profiles, small_yaml):
     return _outcome(out), cfg, env
 
 
+KILLS_PER_STAGE = 4  # 5 stages x 4 = 20 kills at random points
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(KILLS_PER_STAGE))
 @pytest.mark.parametrize("stage", list(STAGES))
-def test_sigkill_anywhere_then_resume_gives_the_same_run(reference, tmp_path, stage):
+def test_sigkill_anywhere_then_resume_gives_the_same_run(reference, tmp_path, stage, attempt):
     expected, cfg, env = reference
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "edgeprune", "compile", "--quiet", "--config", str(cfg), "--out", str(out)]
-    rng = random.Random(f"{stage}-{os.getpid()}")
+    rng = random.Random(f"{stage}-{attempt}-{os.getpid()}")
     proc = subprocess.Popen(cmd, env=env)
     deadline = time.time() + 600
     while proc.poll() is None and not STAGES[stage](out) and time.time() < deadline:
