@@ -8,6 +8,11 @@ from edgeprune.cli import main
 
 
 def test_export_then_verify_digits(tmp_path, capsys):
+    import torch
+
+    # export builds an untrained digits-resnet: seed its init, or the INT8 agreement of random weights
+    # depends on whatever ran before in the session (0.945 against the 0.95 limit was seen)
+    torch.manual_seed(0)
     out = tmp_path / "pick"
     rc = main(
         [
