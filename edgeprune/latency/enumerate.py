@@ -26,8 +26,8 @@ from itertools import product
 import torch
 from torch import nn
 
-from edgeprune.errors import UnsupportedModelError
-from edgeprune.graph import analyze, apply_plan
+from edgeprune.errors import ConfigError, UnsupportedModelError
+from edgeprune.graph import ModelAnalysis, analyze, apply_plan
 from edgeprune.graph.lowrank import rank_levels, saves
 from edgeprune.latency.kernels import KernelKey, extract_kernels, rank_variant
 from edgeprune.space import SearchSpace
@@ -83,6 +83,21 @@ def _rank_variants(unpruned: KernelKey, key: KernelKey, multiple: int) -> list[K
     return [replace(key, variant=rank_variant(key.variant, tuple(ranks))) for ranks in product(*options)]
 
 
+def widest_space(
+    model: nn.Module, input_shape: tuple[int, int, int], multiple: int
+) -> tuple[torch.Tensor, ModelAnalysis, SearchSpace | None]:
+    """``(example input, analysis, space)`` of the widest space any compile can ask for (depth, width
+    and keep genes all on); the space is None when there is nothing to search (every group at or
+    below one channel multiple)."""
+    example = torch.zeros(1, *input_shape)
+    with torch.no_grad():
+        analysis = analyze(model, example, multiple)
+    try:
+        return example, analysis, SearchSpace.from_analysis(analysis, multiple)
+    except ConfigError:
+        return example, analysis, None
+
+
 def enumerate_kernels(
     model: nn.Module,
     input_shape: tuple[int, int, int],
@@ -97,14 +112,8 @@ def enumerate_kernels(
     The space is the widest any compile can ask for (depth, width and keep genes all on), so a table
     that holds these kernels prices every candidate of every search of this network on this target.
     """
-    example = torch.zeros(1, *input_shape)
     base = extract_kernels(model, input_shape, precision)
-    with torch.no_grad():
-        analysis = analyze(model, example, multiple)
-    try:
-        space = SearchSpace.from_analysis(analysis, multiple)
-    except Exception:  # nothing to search (every group at or below one multiple): the network as it is
-        space = None
+    example, analysis, space = widest_space(model, input_shape, multiple)
     # effects[pos][gene][level] = what moving that gene to that level does to the kernel at pos
     effects: list[dict[int, dict[int, Delta]]] = [{} for _ in base]
     genes = [] if space is None else [i for i, g in enumerate(space.genes) if g.kind in ("width", "keep")]

@@ -186,13 +186,11 @@ class LatencyPredictor:
 
     def predict_kernels_ms(self, kernels: Sequence[KernelKey]) -> float:
         """Latency of a network given its kernels (fast path: dictionary lookups)."""
-        overhead = self.overhead_ms
-        if kernels:
-            model = self._net_overhead.get(network_overhead_key(kernels[0]))
-            if model is not None:
-                k_ms = sum(self.kernel_ms(k) for k in kernels)
-                return k_ms + model.at(len(kernels), sum(k.weights for k in kernels), k_ms)
-        return overhead + sum(self.kernel_ms(k) for k in kernels)
+        k_ms = sum(self.kernel_ms(k) for k in kernels)
+        model = self._net_overhead.get(network_overhead_key(kernels[0])) if kernels else None
+        if model is None:
+            return self.overhead_ms + k_ms
+        return k_ms + model.at(len(kernels), sum(k.weights for k in kernels), k_ms)
 
     def predict_ms(self, model: nn.Module, input_shape: tuple[int, int, int]) -> float:
         """Latency of ``model`` at batch 1 on the target (traces it once)."""

@@ -105,17 +105,12 @@ def calibration_networks(
     if n <= 0:
         return []
     import numpy as np
-    import torch
 
-    from edgeprune.errors import ConfigError
-    from edgeprune.graph import analyze, apply_plan
-    from edgeprune.space import SearchSpace
+    from edgeprune.graph import apply_plan
+    from edgeprune.latency.enumerate import widest_space
 
-    example = torch.zeros(1, *input_shape)
-    analysis = analyze(model, example, multiple)
-    try:
-        space = SearchSpace.from_analysis(analysis, multiple)
-    except ConfigError:
+    example, analysis, space = widest_space(model, input_shape, multiple)
+    if space is None:
         return []
     rng = np.random.default_rng(seed)
     out = []

@@ -101,6 +101,14 @@ class TableChoice:
         return None if self.table is None else self.table.provenance.get("fingerprint")
 
 
+def device_line(table: LatencyTable) -> str:
+    """The device a table was measured on, for people (its fingerprint, else its recorded device line)."""
+    from edgeprune.latency.timing import describe_fingerprint
+
+    fp = table.provenance.get("fingerprint")
+    return describe_fingerprint(fp) if fp else f"{table.provenance.get('device')}, no fingerprint"
+
+
 def _newest(paths: list[Path]) -> list[Path]:
     return sorted(paths, key=lambda p: p.stat().st_mtime, reverse=True)
 
@@ -139,9 +147,7 @@ def choose_table(profile: HardwareProfile) -> TableChoice:
                 )
         if files:
             table = LatencyTable.load(files[0])
-            fp = table.provenance.get("fingerprint")
-            where = describe_fingerprint(fp) if fp else f"{table.provenance.get('device')}, no fingerprint"
-            return TableChoice(ELSEWHERE, files[0], table, f"measured elsewhere ({where})")
+            return TableChoice(ELSEWHERE, files[0], table, f"measured elsewhere ({device_line(table)})")
         return TableChoice("missing", note=f"no {profile.name} table for this machine yet")
     ref = reference_table_path(profile)
     for path in files:
@@ -149,13 +155,7 @@ def choose_table(profile: HardwareProfile) -> TableChoice:
         if table.provenance.get("threads", profile.threads) != profile.threads:
             continue  # measured at another thread count: another target
         status: Status = ELSEWHERE if path == ref else MEASURED
-        fp = table.provenance.get("fingerprint")
-        return TableChoice(
-            status,
-            path,
-            table,
-            f"{status} on {describe_fingerprint(fp) if fp else table.provenance.get('device')}",
-        )
+        return TableChoice(status, path, table, f"{status} on {device_line(table)}")
     return TableChoice(
         "missing",
         note=f"no {profile.name} table yet: run `edgeprune profile --target {profile.name}` on the device",
@@ -191,8 +191,6 @@ def latency_reference(profile: HardwareProfile) -> tuple[Path, float] | None:
 
 def describe_tables(profile: HardwareProfile) -> list[dict[str, Any]]:
     """Every table of ``profile`` with its device, entries and whether it is this machine's (for ``targets``)."""
-    from edgeprune.latency.timing import describe_fingerprint
-
     here = local_fingerprint(profile)
     ref = reference_table_path(profile)
     out: list[dict[str, Any]] = []
@@ -202,13 +200,12 @@ def describe_tables(profile: HardwareProfile) -> list[dict[str, Any]]:
         except ProfileError as err:
             out.append({"path": str(path), "error": str(err)})
             continue
-        fp = table.provenance.get("fingerprint")
         out.append(
             {
                 "path": str(path),
                 "kind": "reference" if path == ref else "user",
-                "device": describe_fingerprint(fp) if fp else str(table.provenance.get("device")),
-                "this_machine": here is not None and fp == here,
+                "device": device_line(table),
+                "this_machine": here is not None and table.provenance.get("fingerprint") == here,
                 "entries": len(table.entries),
                 "date": table.provenance.get("date"),
                 "threads": table.provenance.get("threads"),

@@ -188,6 +188,7 @@ def ship_stage(
     precision = profile.precision if cfg.ship.precision == "auto" else cfg.ship.precision
     predictor = predictor_for(profile)
     runtime, where, on_target = _verification_runtime(profile, reporter)
+    reference = latency_reference(profile) if on_target else None
     test = d.test.head(cfg.ship.verify_images)  # splits are shuffled: a fair sample of every class
     thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
     example = torch.zeros(1, *d.input_shape)
@@ -212,7 +213,7 @@ def ship_stage(
             run.pick(name), runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(), torch_model=model,
             predicted_latency_ms=predicted if on_target else None, latency_source=predictor.source,
             thresholds=thresholds, target=profile.name, precision=precision, prediction_precision=profile.precision,
-            reference=latency_reference(profile) if on_target else None,
+            reference=reference,
         )  # fmt: skip
         lat = report.sections.get("latency", {})
         info = {

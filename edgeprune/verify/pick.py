@@ -23,6 +23,7 @@ from edgeprune.errors import EdgepruneError, VerificationError
 from edgeprune.export.manifest import Manifest, check_manifest
 from edgeprune.export.onnx_export import load_onnx_checked
 from edgeprune.export.pick import MODEL_ENGINE, MODEL_INT8, MODEL_ONNX
+from edgeprune.latency.timing import stats_of
 from edgeprune.runtime import Runtime, Session, get_runtime
 from edgeprune.verify.checks import (
     VerifyThresholds,
@@ -71,19 +72,10 @@ def _sessions(runtime: Runtime, pick_dir: Path, precision: str) -> tuple[Session
 
 
 def _remote_latency(remote: Any, model_path: Path, passes: int) -> dict[str, Any]:
-    """Latency through ``edgeprune agent`` (a :class:`~edgeprune.latency.agent_client.RemoteTimer`)."""
+    """Latency through ``edgeprune agent`` (a :class:`~edgeprune.latency.agent_client.RemoteTimer`),
+    summarised as every local timing is (:func:`edgeprune.latency.timing.stats_of`)."""
     data = model_path.read_bytes()
-    medians, samples = [], []
-    for _ in range(passes):
-        s = remote.time_models_ms([data])[0]
-        medians.append(float(np.median(s)))
-        samples.extend(s)
-    a = np.asarray(samples)
-    return {
-        "median_ms": min(medians), "p10_ms": float(np.percentile(a, 10)), "p90_ms": float(np.percentile(a, 90)),
-        "min_ms": float(a.min()), "count": len(samples), "passes": passes, "warmup": remote.warmup,
-        "pass_medians_ms": medians,
-    }  # fmt: skip
+    return stats_of([remote.time_models_ms([data])[0] for _ in range(passes)], remote.warmup).to_dict()
 
 
 def _latency_with_reference(

@@ -43,10 +43,10 @@ def _check_space(name: str, shape: tuple[int, int, int], multiple: int, n: int, 
 
 
 def test_thinning_keeps_the_ends_and_the_budget():
-    assert thin(list(range(10)), 3) == [0, 4, 9] or thin(list(range(10)), 3) == [0, 5, 9]
+    assert thin(list(range(10)), 3) == [0, 4, 9]
     assert thin([1, 2], 5) == [1, 2]
     assert allocate([2, 4, 4], 32) == [2, 4, 4]  # ResNet-56's downsampling block: all 32 measured
-    assert allocate([36, 6, 6], 32) == [2, 4, 4] or np.prod(allocate([36, 6, 6], 32)) <= 32
+    assert allocate([36, 6, 6], 32) == [3, 3, 3]  # the widest gene gives way first, then all evenly
     assert min(allocate([36, 36, 36], 8)) == 2
 
 
