@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgeprune.atomic import write_bytes_atomic, write_text_atomic
+from edgeprune.atomic import fsync_dir, make_dirs, write_bytes_atomic, write_text_atomic
 from edgeprune.errors import RunDirError
 
 PICK_NAMES = ("accurate", "knee", "fast")
@@ -107,7 +107,7 @@ class RunDir:
         to :attr:`root` (replacing an empty directory there). Either the whole run directory exists or
         none of it does."""
         try:
-            self.root.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root.parent)
             staging = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.creating-", dir=self.root.parent))
         except OSError as err:
             raise RunDirError(f"cannot create --out {self.root}: {err.strerror or err}") from None
@@ -125,6 +125,7 @@ class RunDir:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+        fsync_dir(self.root.parent)  # the rename itself survives a power cut
 
     def finished(self, prefix: str) -> list[str]:
         """Stages recorded as done whose name is ``prefix`` or starts with ``prefix:``."""
