@@ -1,0 +1,105 @@
+"""The one generic registry (edgeprune.registry) and the registries built on it."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from edgeprune.errors import ConfigError
+from edgeprune.registry import Registry
+
+
+def test_register_get_and_names_sorted() -> None:
+    reg: Registry[int] = Registry("widget", error=ConfigError)
+    assert reg.register("b", 2) == 2
+
+    @reg.register("a")
+    def one() -> int:
+        return 1
+
+    assert reg.names() == ["a", "b"]
+    assert reg.get("b") == 2
+    assert reg.get("a") is one
+    assert "a" in reg and "c" not in reg
+    assert [name for name, _ in reg.items()] == ["a", "b"]
+
+
+def test_duplicate_refused() -> None:
+    reg: Registry[int] = Registry("widget", error=ConfigError)
+    reg.register("a", 1)
+    with pytest.raises(ValueError, match="widget 'a' is already registered"):
+        reg.register("a", 2)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a")(3)
+    assert reg.get("a") == 1
+
+
+def test_blank_name_refused() -> None:
+    reg: Registry[int] = Registry("widget", error=ConfigError)
+    with pytest.raises(ValueError, match="non-empty"):
+        reg.register("", 1)
+    with pytest.raises(ValueError, match="surrounding spaces"):
+        reg.register(" a", 1)
+
+
+def test_unknown_name_raises_the_given_error_naming_known_ones() -> None:
+    reg: Registry[int] = Registry("widget", error=ConfigError)
+    reg.register("beta", 2)
+    reg.register("alpha", 1)
+    with pytest.raises(ConfigError) as info:
+        reg.get("gamma")
+    assert str(info.value) == "unknown widget 'gamma' (known: alpha, beta)"
+    with pytest.raises(ValueError, match=r"unknown widget 'gamma' \(known: alpha, beta\)"):
+        reg.validate("gamma")
+    assert reg.validate("alpha") == "alpha"
+    empty: Registry[int] = Registry("gadget", error=KeyError)
+    with pytest.raises(KeyError, match="none"):
+        empty.get("x")
+
+
+def test_builtins_are_imported_on_first_lookup_only(tmp_path, monkeypatch) -> None:
+    """The owner module names its built-in modules; they import the owner to register; the first lookup
+    imports them (and a lookup made while they import does not recurse)."""
+    (tmp_path / "reg_owner_t.py").write_text(
+        textwrap.dedent(
+            """
+            from edgeprune.errors import ConfigError
+            from edgeprune.registry import Registry
+
+            THINGS = Registry("thing", error=ConfigError, builtins=("reg_impl_t",))
+            """
+        )
+    )
+    (tmp_path / "reg_impl_t.py").write_text(
+        textwrap.dedent(
+            """
+            from reg_owner_t import THINGS
+
+            THINGS.register("x", 1)
+            SEEN_DURING_IMPORT = THINGS.names()
+            THINGS.register("y", 2)
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("reg_owner_t", "reg_impl_t"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import reg_owner_t
+
+    assert "reg_impl_t" not in sys.modules  # importing the owner does not import the implementations
+    assert reg_owner_t.THINGS.get("y") == 2
+    assert "reg_impl_t" in sys.modules
+    assert reg_owner_t.THINGS.names() == ["x", "y"]
+    assert sys.modules["reg_impl_t"].SEEN_DURING_IMPORT == ["x"]
+
+
+def test_a_failing_builtin_is_raised_again_not_hidden(tmp_path, monkeypatch) -> None:
+    (tmp_path / "reg_broken_t.py").write_text("raise ImportError('needs a missing package')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "reg_broken_t", raising=False)
+    reg: Registry[int] = Registry("thing", error=ConfigError, builtins=("reg_broken_t",))
+    for _ in range(2):
+        with pytest.raises(ImportError, match="missing package"):
+            reg.names()
