@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from edgeprune.atomic import atomic_output
 from edgeprune.errors import ExportError
 
 
@@ -19,21 +20,20 @@ def export_aoti(model: Any, example_input: Any, path: Path, *, dynamic_batch: bo
     import torch
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = model.training
     model.eval()
     try:
         dynamic = None
         if dynamic_batch:
             dynamic = ({0: torch.export.Dim("batch", min=1, max=1024)},)
-        with torch.no_grad():
+        with torch.no_grad(), atomic_output(path) as tmp:  # tmp keeps the .pt2 name the packager wants
             exported = torch.export.export(model, (example_input,), dynamic_shapes=dynamic)
-            out = torch._inductor.aoti_compile_and_package(exported, package_path=str(path))
+            torch._inductor.aoti_compile_and_package(exported, package_path=str(tmp))
     except Exception as err:  # torch.export / inductor raise many types
         raise ExportError(f"AOTInductor export failed: {str(err).splitlines()[0][:300]}") from None
     finally:
         model.train(was_training)
-    return Path(out)
+    return path
 
 
 def cpu_isa() -> str:

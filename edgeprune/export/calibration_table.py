@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edgeprune.atomic import write_text_atomic
 from edgeprune.errors import ExportError
 
 TABLE_FORMAT = "edgeprune-calibration-table"
@@ -47,8 +48,7 @@ def write_table_json(path: Path, ranges: Mapping[str, tuple[float, float]], meta
         for name, (lo, hi) in sorted(ranges.items())
     }
     doc = {"format": TABLE_FORMAT, "version": TABLE_VERSION, **meta, "tensors": tensors}
-    path.write_text(json.dumps(doc, indent=1))
-    return path
+    return write_text_atomic(path, json.dumps(doc, indent=1))
 
 
 def write_trt_cache(
@@ -60,8 +60,7 @@ def write_trt_cache(
         if ":" in name or "\n" in name:
             raise ExportError(f"tensor name {name!r} cannot be written to a TensorRT calibration cache")
         lines.append(f"{name}: {float_to_hex(symmetric_scale(lo, hi))}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def read_trt_cache(path: Path) -> tuple[str, dict[str, float]]:

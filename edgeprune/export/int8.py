@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
+from edgeprune.atomic import atomic_output
 from edgeprune.config import FrozenConfig
 from edgeprune.errors import ConfigError, ExportError
 from edgeprune.export.calibration_table import write_table_json, write_trt_cache
@@ -149,14 +150,13 @@ def quantize_int8(onnx_path: Path, calib_x: Any, recipe: CalibrationRecipe, out_
         "WeightSymmetric": recipe.weight_type == "int8",
         "CalibPercentile": recipe.percentile,
     }
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="edgeprune-int8-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="edgeprune-int8-") as tmp, atomic_output(out_path) as int8_tmp:
         pre = Path(tmp) / "pre.onnx"
         ranges_json = Path(tmp) / "ranges.json"
         try:
             quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
-            quantize_static(
-                str(pre), str(out_path), _Reader(inp.name, x, batch),
+            quantize_static(  # writes int8_tmp; atomic_output moves it to out_path once all went well
+                str(pre), str(int8_tmp), _Reader(inp.name, x, batch),
                 quant_format=QuantFormat.QDQ if recipe.format == "qdq" else QuantFormat.QOperator,
                 per_channel=recipe.per_channel, reduce_range=recipe.reduce_range,
                 activation_type=qtype[recipe.activation_type], weight_type=qtype[recipe.weight_type],

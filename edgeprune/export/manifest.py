@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from edgeprune.atomic import write_text_atomic
 from edgeprune.errors import VerificationError
 
 MANIFEST_NAME = "manifest.json"
@@ -88,11 +89,7 @@ def write_manifest(
         target=target, precision=precision, expected_latency_ms=expected_latency_ms, latency_source=latency_source,
         cpu_isa=cpu_isa,
     )  # fmt: skip
-    path = pick_dir / MANIFEST_NAME
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(m.model_dump(mode="json"), indent=1) + "\n")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(pick_dir / MANIFEST_NAME, json.dumps(m.model_dump(mode="json"), indent=1) + "\n")
 
 
 def read_manifest(pick_dir: Path) -> Manifest:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgeprune.atomic import write_bytes_atomic
 from edgeprune.errors import ExportError, VerificationError
 
 MIN_OPSET = 17
@@ -100,11 +101,7 @@ def export_onnx(
         raise ExportError(
             f"the exported model fails the ONNX checker: {str(err).splitlines()[0][:300]}"
         ) from None
-    data = proto.SerializeToString()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    write_bytes_atomic(path, proto.SerializeToString())
     return describe_onnx(path, simplified=simplify)
 
 

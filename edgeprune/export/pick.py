@@ -33,14 +33,19 @@ def write_extra_buffers(model: Any, path: Path) -> Path | None:
     pattern depends on which channels the plan kept — which ``weights.pt`` + ``plan.json`` alone do
     not say (the channels are chosen from the *base* weights). With this file the pick rebuilds alone.
     """
+    import io
+
     import torch
+
+    from edgeprune.atomic import write_bytes_atomic
 
     persistent = set(model.state_dict())
     extra = {n: b.detach().clone() for n, b in model.named_buffers() if n not in persistent}
     if not extra:
         return None
-    torch.save(extra, path)
-    return path
+    buf = io.BytesIO()
+    torch.save(extra, buf)
+    return write_bytes_atomic(path, buf.getvalue())
 
 
 @dataclass(frozen=True)
