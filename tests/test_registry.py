@@ -103,3 +103,26 @@ def test_a_failing_builtin_is_raised_again_not_hidden(tmp_path, monkeypatch) -> 
     for _ in range(2):
         with pytest.raises(ImportError, match="missing package"):
             reg.names()
+
+
+def test_a_profile_names_a_declared_runtime_that_has_a_profiler(tmp_path) -> None:
+    """Hardware profiles are checked against the runtime names declared in edgeprune.latency.runtimes
+    (the names edgeprune.runtime implements): a declared runtime without a latency profiler is refused
+    as plainly as an unknown one."""
+    import yaml
+
+    from edgeprune.errors import ProfileError
+    from edgeprune.latency.profile import load_profile
+    from edgeprune.latency.runtimes import profiled_runtimes
+
+    assert profiled_runtimes() == ["onnxruntime-cpu", "tensorrt"]
+    base = load_profile("mobile-cpu")
+    data = yaml.safe_load((base.profile_dir / "mobile-cpu.yaml").read_text())
+    for runtime, message in [
+        ("onnxruntime-cuda", "no latency profiler for runtime 'onnxruntime-cuda'"),
+        ("tflite", "unknown runtime 'tflite'"),
+    ]:
+        path = tmp_path / f"{runtime}.yaml"
+        path.write_text(yaml.safe_dump({**data, "runtime": runtime}))
+        with pytest.raises(ProfileError, match=message + r".*\(a profile may name: onnxruntime-cpu, tensorrt\)"):
+            load_profile(str(path))

@@ -27,21 +27,9 @@ from pydantic import Field, ValidationError, field_validator
 
 from edgeprune.config import FrozenConfig, describe_validation_error
 from edgeprune.errors import ProfileError
+from edgeprune.latency.runtimes import RUNTIME_KINDS, profiled_runtimes
 
 PROFILES_ENV = "EDGEPRUNE_PROFILES_DIR"
-_RUNTIMES: dict[str, str] = {}
-
-
-def register_runtime(name: str, description: str) -> str:
-    """Declare a runtime a profile may name; a duplicate is a programming error."""
-    if name in _RUNTIMES:
-        raise ValueError(f"runtime {name!r} is already registered")
-    _RUNTIMES[name] = description
-    return name
-
-
-register_runtime("onnxruntime-cpu", "ONNX Runtime, CPU execution provider")
-register_runtime("tensorrt", "NVIDIA TensorRT engine built on the device")
 
 
 class MeasuredTableRef(FrozenConfig):
@@ -104,8 +92,11 @@ class HardwareProfile(FrozenConfig):
     @field_validator("runtime")
     @classmethod
     def _known_runtime(cls, v: str) -> str:
-        if v not in _RUNTIMES:
-            raise ValueError(f"unknown runtime {v!r} (known: {', '.join(sorted(_RUNTIMES))})")
+        """A runtime declared in :mod:`edgeprune.latency.runtimes` that has a latency profiler."""
+        allowed = profiled_runtimes()
+        if v not in allowed:
+            what = "unknown runtime" if v not in RUNTIME_KINDS else "no latency profiler for runtime"
+            raise ValueError(f"{what} {v!r} (a profile may name: {', '.join(allowed)})")
         return v
 
     def with_threads(self, threads: int) -> HardwareProfile:

@@ -1,8 +1,10 @@
 """One interface over inference runtimes: load a shipped model, run it, benchmark it.
 
-A runtime is registered under the name hardware profiles use (``onnxruntime-cpu``, ``tensorrt``,
-...). Optional engines are imported inside their runtime and raise :class:`RuntimeUnavailableError`
-when missing, so importing :mod:`edgeprune.runtime` never needs them.
+A runtime is registered in :data:`RUNTIMES` under a name declared in :mod:`edgeprune.latency.runtimes`
+(the names hardware profiles use: ``onnxruntime-cpu``, ``tensorrt``, ...). The implementations import
+this module to register themselves; :data:`RUNTIMES` imports them on its first lookup. Optional engines
+are imported inside their runtime and raise :class:`RuntimeUnavailableError` when missing, so importing
+:mod:`edgeprune.runtime` never needs them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 
 from edgeprune.errors import ConfigError
 from edgeprune.latency.timing import LatencyStats
+from edgeprune.registry import Registry
 
 
 class Session(Protocol):
@@ -48,42 +51,24 @@ class Runtime(Protocol):
 
 
 RuntimeFactory = Callable[[int], Runtime]
-_RUNTIMES: dict[str, RuntimeFactory] = {}
+"""Makes a runtime for a thread count."""
 
-
-def register_runtime(name: str) -> Callable[[RuntimeFactory], RuntimeFactory]:
-    """Decorator: register a runtime factory (``threads -> Runtime``) under ``name``; duplicates are refused."""
-
-    def deco(factory: RuntimeFactory) -> RuntimeFactory:
-        if name in _RUNTIMES:
-            raise ValueError(f"runtime {name!r} is already registered")
-        _RUNTIMES[name] = factory
-        return factory
-
-    return deco
-
-
-def runtime_names() -> list[str]:
-    """Registered runtime names."""
-    _load_builtin()
-    return sorted(_RUNTIMES)
+RUNTIMES: Registry[RuntimeFactory] = Registry(
+    "runtime",
+    error=ConfigError,
+    # importing these registers the built-in runtimes; they import their engines lazily
+    builtins=("edgeprune.runtime.onnxruntime_rt", "edgeprune.runtime.tensorrt_rt"),
+)
+"""Runtime factories by the names of :data:`edgeprune.latency.runtimes.RUNTIME_KINDS`:
+``@RUNTIMES.register("name")`` on a ``threads -> Runtime`` factory."""
 
 
 def get_runtime(name: str, threads: int = 1) -> Runtime:
-    """The runtime registered as ``name``; an unknown name is a :class:`ConfigError`."""
-    _load_builtin()
+    """The runtime registered as ``name``; an unknown name or ``threads < 1`` is a :class:`ConfigError`."""
+    factory = RUNTIMES.get(name)
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
-    try:
-        factory = _RUNTIMES[name]
-    except KeyError:
-        raise ConfigError(f"unknown runtime {name!r} (known: {', '.join(sorted(_RUNTIMES))})") from None
     return factory(threads)
-
-
-def _load_builtin() -> None:
-    # importing the modules registers them; they import their engines lazily
-    from edgeprune.runtime import onnxruntime_rt, tensorrt_rt  # noqa: F401
 
 
 def run_in_chunks(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int | None) -> np.ndarray:

@@ -22,7 +22,7 @@ from edgeprune.latency.timing import (
     import_onnxruntime,
     ort_session_options,
 )
-from edgeprune.runtime.base import register_runtime, run_in_chunks
+from edgeprune.runtime.base import RUNTIMES, run_in_chunks
 
 PROVIDERS = {
     "onnxruntime-cpu": ["CPUExecutionProvider"],
@@ -131,4 +131,4 @@ def _factory(name: str) -> Callable[[int], OrtRuntime]:
 
 
 for _name in PROVIDERS:
-    register_runtime(_name)(_factory(_name))
+    RUNTIMES.register(_name, _factory(_name))

@@ -27,7 +27,7 @@ from edgeprune.latency.tensorrt_profiler import (
     torch_cuda,
 )
 from edgeprune.latency.timing import LatencyStats, stats_of
-from edgeprune.runtime.base import register_runtime, run_in_chunks
+from edgeprune.runtime.base import RUNTIMES, run_in_chunks
 from edgeprune.runtime.onnxruntime_rt import check_input
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -152,4 +152,4 @@ class TensorRTRuntime:
         }
 
 
-register_runtime("tensorrt")(TensorRTRuntime)
+RUNTIMES.register("tensorrt", TensorRTRuntime)

@@ -11,8 +11,9 @@ import torch
 from edgeprune.config import ModelConfig
 from edgeprune.errors import ConfigError, DataError, RuntimeUnavailableError, VerificationError
 from edgeprune.export import export_onnx
+from edgeprune.latency.runtimes import RUNTIME_KINDS
 from edgeprune.models import build_model
-from edgeprune.runtime import get_runtime, register_runtime, runtime_names
+from edgeprune.runtime import RUNTIMES, get_runtime
 
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
@@ -27,13 +28,22 @@ def digits_onnx(tmp_path_factory):
 
 
 def test_registry():
-    assert {"onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-trt", "tensorrt"} <= set(runtime_names())
-    with pytest.raises(ConfigError, match="unknown runtime"):
+    assert RUNTIMES.names() == ["onnxruntime-cpu", "onnxruntime-cuda", "onnxruntime-trt", "tensorrt"]
+    with pytest.raises(ConfigError, match=r"unknown runtime 'tflite' \(known: onnxruntime-cpu, .*tensorrt\)"):
         get_runtime("tflite")
     with pytest.raises(ConfigError, match="threads"):
         get_runtime("onnxruntime-cpu", threads=0)
     with pytest.raises(ValueError, match="already registered"):
-        register_runtime("onnxruntime-cpu")(lambda threads: None)
+        RUNTIMES.register("onnxruntime-cpu")(lambda threads: None)
+
+
+def test_every_declared_runtime_has_one_implementation_and_no_other():
+    """One source of truth for runtime names: the implementations registered in edgeprune.runtime are
+    exactly the names declared in edgeprune.latency.runtimes (which hardware profiles are checked against),
+    and each implementation reports its registered name."""
+    assert RUNTIMES.names() == RUNTIME_KINDS.names()
+    for name, factory in RUNTIMES.items():
+        assert factory(1).name == name
 
 
 def test_ort_cpu_run_and_benchmark(digits_onnx):
