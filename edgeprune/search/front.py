@@ -4,9 +4,10 @@ Picks:
 
 * ``accurate`` — the member with the lowest error;
 * ``fast`` — the member with the lowest latency whose error is at most ``fast_tolerance`` above the
-  accurate pick's;
-* ``knee`` — among the members whose error is at most ``knee_tolerance`` above the accurate pick's,
-  the one of maximum *expected marginal utility* (Branke et al., "Finding knees in multi-objective
+  accurate pick's, or at most the knee's error when the knee is further out: the picks are ordered,
+  ``fast`` is never slower than ``knee``, which is never slower than ``accurate``;
+* ``knee`` — among the members no slower than the accurate pick whose error is at most
+  ``knee_tolerance`` above the accurate pick's, the one of maximum *expected marginal utility* (Branke et al., "Finding knees in multi-objective
   optimization", PPSN 2004) in (error, latency), normalised to [0, 1] over those members: for uniformly
   spread linear utility weights, a member's marginal utility is how much worse the best other member
   would be if it were removed; the knee maximises its average. The extreme members (the best on some
@@ -94,14 +95,14 @@ def choose_picks(
 ) -> Picks:
     """The accurate, knee and fast members of a front (rows of ``F``: the knee's objectives)."""
     accurate = int(np.lexsort((latency, error))[0])
-    ok = np.flatnonzero(error <= error[accurate] + fast_tolerance + 1e-12)
-    fast = int(ok[np.lexsort((error[ok], latency[ok]))[0]])
     knee = accurate
-    near = np.flatnonzero(error <= error[accurate] + knee_tolerance + 1e-12)
+    near = np.flatnonzero((error <= error[accurate] + knee_tolerance + 1e-12) & (latency <= latency[accurate]))
     if len(near) > 2:
         emu = expected_marginal_utility(F[near])
         extremes = set(int(i) for i in np.argmin(F[near], axis=0))
         interior = [i for i in range(len(near)) if i not in extremes]
         candidates = interior or list(range(len(near)))
         knee = int(near[max(candidates, key=lambda i: (emu[i], -i))])
+    ok = np.flatnonzero(error <= max(error[accurate] + fast_tolerance, error[knee]) + 1e-12)
+    fast = int(ok[np.lexsort((error[ok], latency[ok]))[0]])
     return Picks(accurate, knee, fast)

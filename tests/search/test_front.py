@@ -33,6 +33,20 @@ def test_knee_stays_within_its_tolerance_of_the_accurate_pick():
     anywhere = choose_picks(F[:, 0], F[:, 1], F, fast_tolerance=0.03, knee_tolerance=1.0)
     assert F[anywhere.knee, 0] > 0.5  # what an unbounded knee does on such a front
     p = choose_picks(F[:, 0], F[:, 1], F, fast_tolerance=0.03, knee_tolerance=0.10)
-    assert p.knee == 2 and (p.accurate, p.fast) == (0, 1)
+    # the knee is further out than fast_tolerance: fast is no slower than the knee (it was member 1,
+    # slower than the knee, before the picks were ordered)
+    assert p.knee == 2 and (p.accurate, p.fast) == (0, 2)
     # fewer than three members within the tolerance: the knee is the accurate pick
     assert choose_picks(F[:, 0], F[:, 1], F, fast_tolerance=0.03, knee_tolerance=0.01).knee == 0
+
+
+def test_picks_are_ordered_by_latency_on_any_front():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 30))
+        err, lat = rng.random(n), rng.random(n)
+        F = np.column_stack([err, lat, rng.random(n)])  # a third objective: members need not trade off
+        p = choose_picks(err, lat, F, fast_tolerance=float(rng.random() * 0.1), knee_tolerance=0.3)
+        assert lat[p.fast] <= lat[p.knee] <= lat[p.accurate]
+        assert err[p.accurate] == err.min()
+        assert err[p.knee] <= err[p.accurate] + 0.3 + 1e-12
