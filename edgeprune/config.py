@@ -9,7 +9,7 @@ this module holds the base and the configs the first stage (load) needs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,14 +23,28 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
     """One line naming the first invalid field of a pydantic error."""
     first = err.errors()[0]
     loc = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
-    return f"{where}: field '{loc}': {first.get('msg', 'invalid')}"
+    msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")  # our validators' own words
+    return f"{where}: field '{loc}': {msg}"
 
 
 class FrozenConfig(BaseModel):
-    """Base of every edgeprune config: frozen, strict about unknown fields, YAML round-trip."""
+    """Base of every edgeprune config: frozen, strict about unknown fields, YAML round-trip.
+
+    A config with a ``version`` field (its default is the version this edgeprune writes) refuses a
+    document of any other version: a newer edgeprune's file is not half-understood.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    kind: ClassVar[str] = "config"
+
+    @field_validator("version", check_fields=False)
+    @classmethod
+    def _known_version(cls, v: Any) -> Any:
+        current = cls.model_fields["version"].default
+        if isinstance(v, int) and v > current:
+            raise ValueError(f"version {v} is newer than this edgeprune reads ({current}): upgrade edgeprune")
+        if v != current:
+            raise ValueError(f"version {v} is unknown: this edgeprune reads version {current}")
+        return v
 
     @classmethod
     def from_mapping(cls, data: dict[str, Any], where: str = "config") -> Self:
@@ -69,7 +83,6 @@ class ModelConfig(FrozenConfig):
     ``name`` is a built-in family (``resnet56``), ``torchvision:NAME`` or ``package.module:factory``.
     """
 
-    kind: ClassVar[str] = "model"
     name: str = "digits-resnet"
     weights: Path | None = None
     num_classes: int | None = Field(default=None, ge=2)
@@ -103,7 +116,6 @@ class DataConfig(FrozenConfig):
     default): the pool is the source's own, exactly as without the field.
     """
 
-    kind: ClassVar[str] = "data"
     source: str = "digits"
     extra_train: tuple[str, ...] = ()
     mean: tuple[float, ...] | None = None  # per channel, on 0..1 pixels; None: the source's default

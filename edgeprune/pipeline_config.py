@@ -6,9 +6,9 @@ empty mean the default job (digits-resnet trained on scikit-learn's digits, no d
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgeprune.config import CONFIG_VERSION, DataConfig, FrozenConfig, ModelConfig
 from edgeprune.search.config import SearchConfig
@@ -28,7 +28,6 @@ def config_stage(field: str) -> str:
 class PretrainConfig(FrozenConfig):
     """Training from scratch, used only when the model has no weights (the default job)."""
 
-    kind: ClassVar[str] = "pretrain"
     epochs: int = Field(default=30, ge=1)
     lr: float = Field(default=0.05, gt=0)
     batch_size: int = Field(default=64, ge=1)
@@ -40,7 +39,6 @@ class PretrainConfig(FrozenConfig):
 class FinalizeConfig(FrozenConfig):
     """Fine-tuning of the picks (and, for an honest accuracy drop, of the unpruned network)."""
 
-    kind: ClassVar[str] = "finalize"
     epochs: int = Field(default=3, ge=0)
     lr: float = Field(default=0.01, gt=0)
     batch_size: int = Field(default=128, ge=1)
@@ -53,17 +51,23 @@ class FinalizeConfig(FrozenConfig):
 class ShipConfig(FrozenConfig):
     """Export and verification."""
 
-    kind: ClassVar[str] = "ship"
     precision: Literal["auto", "fp32", "fp16", "int8"] = "auto"  # auto: the target profile's precision
-    opset: int = Field(default=17, ge=17)
     dynamic_batch: bool = False
     verify_images: int = Field(default=1000, ge=10)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_legacy_opset(cls, data: Any) -> Any:
+        """``opset: 17``, which config.yaml of earlier runs holds, was never used (export always writes
+        opset 17): it is dropped so those runs still resume; another value is refused as unknown."""
+        if isinstance(data, dict) and data.get("opset") == 17:
+            data = {k: v for k, v in data.items() if k != "opset"}
+        return data
 
 
 class CompileConfig(FrozenConfig):
     """Everything ``edgeprune compile`` needs."""
 
-    kind: ClassVar[str] = "compile"
     version: int = CONFIG_VERSION
     model: ModelConfig = ModelConfig()
     data: DataConfig = DataConfig()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -28,7 +28,6 @@ from edgeprune.export.calibration_table import write_table_json, write_trt_cache
 class CalibrationRecipe(FrozenConfig):
     """How a target's INT8 model is calibrated and laid out."""
 
-    kind: ClassVar[str] = "calibration"
     version: int = 1
     target: str | None = None
     method: Literal["minmax", "entropy", "percentile"] = "minmax"

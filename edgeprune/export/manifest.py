@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -52,7 +52,6 @@ class Manifest(BaseModel):
     """The parsed manifest of a pick."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", protected_namespaces=())
-    kind: ClassVar[str] = "manifest"
     manifest_version: int = MANIFEST_VERSION
     model_name: str | None = None  # the model family / spec the pick was pruned from (rebuild: plan.json)
     files: dict[str, FileEntry]
