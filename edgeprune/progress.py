@@ -181,9 +181,6 @@ class RichReporter(Reporter):
 
         return update
 
-    def result(self, payload: dict[str, Any]) -> None:
-        super().result(payload)
-
 
 def attach_log_file(path: str) -> logging.Handler:
     """Send the ``edgeprune`` logger to ``path`` (appending, so a resumed run keeps its history)."""
