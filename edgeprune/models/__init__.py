@@ -8,14 +8,14 @@ from torch import nn
 
 from edgeprune.config import ModelConfig
 from edgeprune.errors import ConfigError
-from edgeprune.models.registry import ModelFamily, families, register_family, resolve_model
+from edgeprune.models.registry import FAMILIES, ModelFamily, register_family, resolve_model
 from edgeprune.models.weights import load_weights, read_state_dict
 
 __all__ = [
+    "FAMILIES",
     "LoadedModel",
     "ModelFamily",
     "build_model",
-    "families",
     "load_weights",
     "read_state_dict",
     "register_family",

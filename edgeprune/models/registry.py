@@ -15,6 +15,7 @@ from torch import nn
 
 from edgeprune.errors import ConfigError, ModelLoadError
 from edgeprune.models.cifar_resnet import CifarResNet, cifar_resnet
+from edgeprune.registry import Registry
 
 Builder = Callable[[int], nn.Module]  # num_classes -> module
 
@@ -30,20 +31,13 @@ class ModelFamily:
     description: str
 
 
-_FAMILIES: dict[str, ModelFamily] = {}
+FAMILIES: Registry[ModelFamily] = Registry("model family", error=ConfigError)
+"""The built-in families by name (registered below)."""
 
 
 def register_family(family: ModelFamily) -> ModelFamily:
-    """Add a family; a duplicate name is a programming error."""
-    if family.name in _FAMILIES:
-        raise ValueError(f"model family {family.name!r} is already registered")
-    _FAMILIES[family.name] = family
-    return family
-
-
-def families() -> dict[str, ModelFamily]:
-    """The registered built-in families by name."""
-    return dict(_FAMILIES)
+    """Add a family under its name; a duplicate name is refused (``ValueError``)."""
+    return FAMILIES.register(family.name, family)
 
 
 def _cifar_builder(depth: int) -> Builder:
@@ -149,8 +143,8 @@ def resolve_model(name: str, num_classes: int | None = None) -> ResolvedModel:
         backbone = resolve_model(backbone_name, None)
         k = num_classes or backbone.num_classes
         return ResolvedModel(build_transfer_net(backbone.model, k, hidden), name, backbone.input_shape, k)
-    if name in _FAMILIES:
-        fam = _FAMILIES[name]
+    if name in FAMILIES:
+        fam = FAMILIES.get(name)
         k = num_classes or fam.num_classes
         return ResolvedModel(fam.build(k), name, fam.input_shape, k)
     if ":" in name:
@@ -159,6 +153,6 @@ def resolve_model(name: str, num_classes: int | None = None) -> ResolvedModel:
         k = num_classes or (head[-1].out_features if head else 0)
         return ResolvedModel(model, name, None, k)
     raise ConfigError(
-        f"unknown model {name!r}: use a family ({', '.join(sorted(_FAMILIES))}), "
+        f"unknown model {name!r}: use a family ({', '.join(FAMILIES.names())}), "
         "torchvision:NAME, or package.module:factory"
     )

@@ -5,12 +5,14 @@ import torch
 
 from edgeprune.config import ModelConfig
 from edgeprune.errors import ConfigError, ModelLoadError
-from edgeprune.models import build_model, families
+from edgeprune.models import FAMILIES, build_model, register_family
 from edgeprune.models.cifar_resnet import EmbedShortcut
 
 
 def test_families_cover_the_cifar_resnets():
-    assert {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "digits-resnet"} <= set(families())
+    assert FAMILIES.names() == ["digits-resnet", "resnet110", "resnet20", "resnet32", "resnet44", "resnet56"]
+    with pytest.raises(ValueError, match="model family 'resnet20' is already registered"):
+        register_family(FAMILIES.get("resnet20"))
     params = {
         n: sum(p.numel() for p in build_model(ModelConfig(name=n)).model.parameters())
         for n in ("resnet20", "resnet56")
