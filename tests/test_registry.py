@@ -126,3 +126,61 @@ def test_a_profile_names_a_declared_runtime_that_has_a_profiler(tmp_path) -> Non
         path.write_text(yaml.safe_dump({**data, "runtime": runtime}))
         with pytest.raises(ProfileError, match=message + r".*\(a profile may name: onnxruntime-cpu, tensorrt\)"):
             load_profile(str(path))
+
+
+def test_search_registries_list_the_builtins() -> None:
+    from edgeprune.search.registries import EXECUTORS, OBJECTIVES, STRATEGIES
+
+    assert STRATEGIES.names() == ["bilevel", "nsga3"]
+    assert EXECUTORS.names() == ["local", "ray"]
+    assert OBJECTIVES.names() == ["error", "latency", "macs", "params", "robustness"]
+    assert OBJECTIVES.get("latency").metric == "latency_ms"
+    from edgeprune.search.bilevel import bilevel
+    from edgeprune.search.run import flat_nsga3
+
+    assert STRATEGIES.get("nsga3") is flat_nsga3 and STRATEGIES.get("bilevel") is bilevel
+
+
+def test_search_config_checks_names_against_the_registries() -> None:
+    from edgeprune.search.config import SearchConfig
+
+    for field, value, message in [
+        ("strategy", "random", r"unknown search strategy 'random' \(known: bilevel, nsga3\)"),
+        ("executor", "dask", r"unknown executor 'dask' \(known: local, ray\)"),
+        ("objectives", ["error", "energy"], r"unknown objective 'energy' \(known: error, latency, macs"),
+    ]:
+        with pytest.raises(ConfigError, match=message) as info:
+            SearchConfig.from_mapping({field: value}, where="search")
+        assert "\n" not in str(info.value) and f"field '{field}" in str(info.value)
+    assert SearchConfig(strategy="bilevel", executor="ray").strategy == "bilevel"
+
+
+def test_cli_choices_are_the_registry_names() -> None:
+    from edgeprune.cli.cmd_compile import command
+    from edgeprune.search.registries import EXECUTORS, STRATEGIES
+
+    params = {p.name: p for p in command.params}
+    assert list(params["strategy"].type.choices) == STRATEGIES.names()
+    assert list(params["executor"].type.choices) == EXECUTORS.names()
+
+
+def test_cli_choices_follow_later_registrations_and_refuse_unknown_names(capsys) -> None:
+    import click
+
+    from edgeprune.cli import main
+    from edgeprune.cli.choices import RegistryChoice
+
+    reg: Registry[int] = Registry("widget", error=ConfigError)
+    choice = RegistryChoice(reg)
+    reg.register("late", 1)  # registered after the option was defined
+    assert list(choice.choices) == ["late"]
+    assert choice.convert("late", None, None) == "late"
+    with pytest.raises(click.BadParameter, match="'early' is not 'late'"):
+        choice.convert("early", None, None)
+
+    assert main(["compile", "--strategy", "random", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'random' is not one of 'bilevel', 'nsga3'" in err
+    assert main(["compile", "--objectives", "error,energy", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown objective 'energy' (known: error, latency, macs" in err

@@ -8,6 +8,9 @@ from typing import Any
 
 import click
 
+from edgeprune.cli.choices import RegistryChoice, comma_separated
+from edgeprune.search.registries import EXECUTORS, OBJECTIVES, STRATEGIES
+
 
 def _overrides(**flags: Any) -> dict[str, Any]:
     """Nested config overrides from the flags the user actually gave."""
@@ -89,16 +92,20 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["nsga3", "bilevel"]),
-    help="Flat NSGA-III (default) or bi-level co-evolution.",
+    type=RegistryChoice(STRATEGIES),
+    help="Search strategy: nsga3 (flat NSGA-III, the default), bilevel (bi-level co-evolution), or any "
+    "other registered one.",
 )
 @click.option(
-    "--objectives", help="Comma-separated, e.g. error,params,latency or error,params,latency,robustness."
+    "--objectives",
+    callback=comma_separated(OBJECTIVES),
+    help=f"Comma-separated objectives, e.g. error,params,latency; registered: {', '.join(OBJECTIVES.names())}.",
 )
 @click.option(
     "--executor",
-    type=click.Choice(["local", "ray"]),
-    help="Where evaluations run (ray: pip install 'edgeprune[ray]').",
+    type=RegistryChoice(EXECUTORS),
+    help="Where evaluations run: local (default) or ray (pip install 'edgeprune[ray]'), or any other "
+    "registered one.",
 )
 @click.option("--address", help="Ray cluster address for --executor ray.")
 @click.option(
@@ -140,7 +147,7 @@ def command(
     dry_run: bool,
     quiet: bool,
     as_json: bool,
-    objectives: str | None,
+    objectives: tuple[str, ...] | None,
     **flags: Any,
 ) -> None:
     """Compress MODEL for a target: search the front, fine-tune and ship three picks.
@@ -151,7 +158,6 @@ def command(
     from edgeprune.pipeline import compile_run, dry_run_summary, resolve_config
     from edgeprune.progress import JsonReporter, Reporter, RichReporter
 
-    obj = tuple(o.strip() for o in objectives.split(",")) if objectives else None
     if not flags.get("transfer"):
         flags["transfer"] = None
         for opt in ("head_hidden", "head_epochs"):
@@ -162,7 +168,7 @@ def command(
     else:  # --weights are the backbone's (a network trained on another task), not a full network's
         flags["backbone_weights"] = flags.pop("weights")
         flags["weights"] = None
-    cfg = resolve_config(config_file, _overrides(model=model, objectives=obj, **flags))
+    cfg = resolve_config(config_file, _overrides(model=model, objectives=objectives, **flags))
     reporter: Reporter = JsonReporter() if as_json else (Reporter() if quiet else RichReporter())
     if dry_run:
         summary = dry_run_summary(cfg)

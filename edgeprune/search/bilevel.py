@@ -26,7 +26,8 @@ from edgeprune.search.checkpoint import Checkpoint
 from edgeprune.search.front import choose_picks, non_dominated
 from edgeprune.search.nsga import BudgetSpent, ReplayGuard, initial_population, make_nsga3, population_state
 from edgeprune.search.problem import PruningProblem, objective_matrix
-from edgeprune.search.run import SearchContext, register_strategy
+from edgeprune.search.registries import STRATEGIES
+from edgeprune.search.run import SearchContext, flat_nsga3
 
 
 def _archive_front(ctx: SearchContext) -> tuple[np.ndarray, np.ndarray]:
@@ -62,15 +63,14 @@ def _lower_algorithm(
     return algorithm
 
 
-@register_strategy("bilevel")
+@STRATEGIES.register("bilevel")
 def bilevel(ctx: SearchContext) -> None:
+    """Bi-level co-evolution of architecture and pruning genes (the module docstring describes it)."""
     cfg, space = ctx.cfg, ctx.space
     arch_idx = [i for i, g in enumerate(space.genes) if g.is_architecture]
     prune_idx = [i for i, g in enumerate(space.genes) if not g.is_architecture]
     if not arch_idx or not prune_idx:  # nothing to split: the flat search is the bi-level search
-        from edgeprune.search.run import _flat_nsga3
-
-        _flat_nsga3(ctx)
+        flat_nsga3(ctx)
         return
     partner_genome = space.uniform(0.3)
     upper_problem = PruningProblem(

@@ -1,4 +1,8 @@
-"""The search stage's config."""
+"""The search stage's config.
+
+Strategy, executor and objective names are checked against their registries
+(:mod:`edgeprune.search.registries`), so a newly registered one is accepted without touching this file.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,14 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator
 
 from edgeprune.config import FrozenConfig
-
-KNOWN_OBJECTIVES = ("error", "params", "latency", "macs", "robustness")
+from edgeprune.search.registries import EXECUTORS, OBJECTIVES, STRATEGIES
 
 
 class SearchConfig(FrozenConfig):
     """How the front is searched and how candidates are scored."""
 
     kind: ClassVar[str] = "search"
-    strategy: Literal["nsga3", "bilevel"] = "nsga3"
+    strategy: str = "nsga3"  # a name in STRATEGIES
     objectives: tuple[str, ...] = ("error", "params", "latency")
     generations: int = Field(default=10, ge=1, le=10_000)
     population: int = Field(default=24, ge=4, le=10_000)
@@ -28,7 +31,7 @@ class SearchConfig(FrozenConfig):
     max_evals: int | None = Field(default=None, ge=1)
     seed: int = 0
     workers: int = Field(default=1, ge=1, le=256)
-    executor: Literal["local", "ray"] = "local"
+    executor: str = "local"  # a name in EXECUTORS
     ray_address: str | None = None
     budget_ms: float | None = Field(default=None, gt=0)
     max_params: int | None = Field(default=None, gt=0)
@@ -52,12 +55,21 @@ class SearchConfig(FrozenConfig):
     lower_archs: int = Field(default=2, ge=1)
     migration_interval: int = Field(default=2, ge=1)
 
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, v: str) -> str:
+        return STRATEGIES.validate(v)
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, v: str) -> str:
+        return EXECUTORS.validate(v)
+
     @field_validator("objectives")
     @classmethod
     def _known(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [o for o in v if o not in KNOWN_OBJECTIVES]
-        if unknown:
-            raise ValueError(f"unknown objective {unknown[0]!r} (known: {', '.join(KNOWN_OBJECTIVES)})")
+        for name in v:
+            OBJECTIVES.validate(name)
         if "error" not in v:
             raise ValueError("objectives must include 'error'")
         if len(set(v)) != len(v) or len(v) < 2:

@@ -2,7 +2,8 @@
 
 Every executor maps a list of plans to their metrics *in order*; evaluation is deterministic, so the
 front does not depend on the executor or the number of workers. Executors are a registry
-(``@register_executor``); the Ray one lives in :mod:`edgeprune.search.ray_executor`.
+(``@EXECUTORS.register("name")``, :mod:`edgeprune.search.registries`): ``local`` here, ``ray`` in
+:mod:`edgeprune.search.ray_executor`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Protocol
 
-from edgeprune.errors import ConfigError
 from edgeprune.graph import PruningPlan
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
+from edgeprune.search.registries import EXECUTORS
 
 
 class Executor(Protocol):
@@ -26,19 +27,7 @@ class Executor(Protocol):
 
 
 ExecutorFactory = Callable[[EvaluatorSpec, int, "str | None"], Executor]
-_EXECUTORS: dict[str, ExecutorFactory] = {}
-
-
-def register_executor(name: str) -> Callable[[ExecutorFactory], ExecutorFactory]:
-    """Register an executor factory ``(spec, workers, address) -> Executor``; duplicates are rejected."""
-
-    def deco(factory: ExecutorFactory) -> ExecutorFactory:
-        if name in _EXECUTORS:
-            raise ValueError(f"executor {name!r} is already registered")
-        _EXECUTORS[name] = factory
-        return factory
-
-    return deco
+"""What ``@EXECUTORS.register("name")`` decorates: ``(spec, workers, address) -> Executor``."""
 
 
 class LocalExecutor:
@@ -84,8 +73,9 @@ class ProcessExecutor:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-@register_executor("local")
-def _local(spec: EvaluatorSpec, workers: int, address: str | None) -> Executor:
+@EXECUTORS.register("local")
+def local_executor(spec: EvaluatorSpec, workers: int, address: str | None) -> Executor:
+    """In this process (``workers`` <= 1) or in a pool of ``workers`` spawned processes."""
     if workers <= 1:
         return LocalExecutor(Evaluator(spec))
     return ProcessExecutor(spec, workers)
@@ -98,11 +88,9 @@ def make_executor(
     address: str | None = None,
     evaluator: Evaluator | None = None,
 ) -> Executor:
-    """The executor ``name`` (``local`` or ``ray``) for ``spec``; reuses ``evaluator`` when local and serial."""
-    if name == "ray":
-        import edgeprune.search.ray_executor  # noqa: F401  (registers "ray")
-    if name not in _EXECUTORS:
-        raise ConfigError(f"unknown executor {name!r} (known: {', '.join(sorted(_EXECUTORS))})")
-    if name == "local" and workers <= 1 and evaluator is not None:
+    """The executor registered as ``name`` (``local``, ``ray``...) for ``spec``; reuses ``evaluator`` when
+    local and serial. An unknown name is a :class:`~edgeprune.errors.ConfigError`."""
+    factory: ExecutorFactory = EXECUTORS.get(name)
+    if factory is local_executor and workers <= 1 and evaluator is not None:
         return LocalExecutor(evaluator)
-    return _EXECUTORS[name](spec, workers, address)
+    return factory(spec, workers, address)

@@ -11,16 +11,8 @@ from pymoo.core.problem import Problem
 from edgeprune.graph import PruningPlan
 from edgeprune.search.cache import EvaluationCache
 from edgeprune.search.executor import Executor
+from edgeprune.search.registries import OBJECTIVES
 from edgeprune.space import SearchSpace
-
-# objective name -> metric key in an evaluation record
-OBJECTIVE_METRIC = {
-    "error": "error",
-    "params": "params",
-    "latency": "latency_ms",
-    "macs": "macs",
-    "robustness": "robust_error",
-}
 
 
 class CandidateStore:
@@ -61,7 +53,8 @@ class CandidateStore:
 
 def objective_matrix(records: Sequence[dict[str, float]], objectives: Sequence[str]) -> np.ndarray:
     """Rows of objective values (all minimised) for evaluation records."""
-    return np.array([[float(r[OBJECTIVE_METRIC[o]]) for o in objectives] for r in records], dtype=float)
+    metrics = [OBJECTIVES.get(o).metric for o in objectives]
+    return np.array([[float(r[m]) for m in metrics] for r in records], dtype=float)
 
 
 def constraint_matrix(

@@ -13,7 +13,8 @@ from typing import Any
 from edgeprune.errors import RuntimeUnavailableError
 from edgeprune.graph import PruningPlan
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
-from edgeprune.search.executor import Executor, register_executor
+from edgeprune.search.executor import Executor
+from edgeprune.search.registries import EXECUTORS
 
 
 class _EvaluatorActor:
@@ -58,6 +59,7 @@ class RayExecutor:
             self._ray.shutdown()
 
 
-@register_executor("ray")
-def _ray(spec: EvaluatorSpec, workers: int, address: str | None) -> Executor:
+@EXECUTORS.register("ray")
+def ray_executor(spec: EvaluatorSpec, workers: int, address: str | None) -> Executor:
+    """A :class:`RayExecutor` of ``workers`` actors on the cluster at ``address``."""
     return RayExecutor(spec, workers, address)

@@ -1,7 +1,8 @@
 """Run a search: build the space, the cache and the executor, drive a strategy, gather the result.
 
-Strategies are a registry (``@register_strategy``): ``nsga3`` (flat, the default) and ``bilevel``
-(Bi-CNN-D-C's co-evolution, :mod:`edgeprune.search.bilevel`).
+Strategies are a registry (``@STRATEGIES.register("name")``, :mod:`edgeprune.search.registries`):
+``nsga3`` (flat, the default, :func:`flat_nsga3`) and ``bilevel`` (Bi-CNN-D-C's co-evolution,
+:mod:`edgeprune.search.bilevel`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from edgeprune.search.nsga import (
     run_generations,
 )
 from edgeprune.search.problem import CandidateStore, PruningProblem
+from edgeprune.search.registries import STRATEGIES
 from edgeprune.search.result import SearchResult, build_result, progress_hypervolume, reference_metrics
 from edgeprune.space import SearchSpace
 
@@ -120,29 +122,12 @@ class SearchContext:
 
 
 Strategy = Callable[[SearchContext], None]
-_STRATEGIES: dict[str, Strategy] = {}
+"""What ``@STRATEGIES.register("name")`` decorates: runs a search on the context."""
 
 
-def register_strategy(name: str) -> Callable[[Strategy], Strategy]:
-    """Register a search strategy; duplicate names are rejected."""
-
-    def deco(fn: Strategy) -> Strategy:
-        if name in _STRATEGIES:
-            raise ValueError(f"search strategy {name!r} is already registered")
-        _STRATEGIES[name] = fn
-        return fn
-
-    return deco
-
-
-def strategies() -> list[str]:
-    import edgeprune.search.bilevel  # noqa: F401  (registers "bilevel")
-
-    return sorted(_STRATEGIES)
-
-
-@register_strategy("nsga3")
-def _flat_nsga3(ctx: SearchContext) -> None:
+@STRATEGIES.register("nsga3")
+def flat_nsga3(ctx: SearchContext) -> None:
+    """The flat search: one NSGA-III over every gene (the default strategy)."""
     cfg = ctx.cfg
     problem = PruningProblem(ctx.space, ctx.store, cfg.objectives, cfg.budget_ms, cfg.max_params)
     X0 = initial_population(ctx.space, cfg.population, np.random.default_rng(cfg.seed))
@@ -202,9 +187,8 @@ def run_search(
         store = BudgetedStore(cache, runner, on_evaluated, evaluation_limit(cfg))
         store.metrics([space.decode(space.unpruned())])  # the reference point of every figure
         ctx = SearchContext(cfg, space, store, checkpoints, checkpoint, fp, [], on_generation)
-        if cfg.strategy not in strategies():
-            raise ConfigError(f"unknown search strategy {cfg.strategy!r} (known: {', '.join(strategies())})")
-        _STRATEGIES[cfg.strategy](ctx)
+        strategy: Strategy = STRATEGIES.get(cfg.strategy)
+        strategy(ctx)
     finally:
         if owned:
             runner.close()
