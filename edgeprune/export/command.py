@@ -1,8 +1,9 @@
 """``edgeprune export``: ship one network (optionally pruned by a plan) as a pick directory, outside ``compile``.
 
-Builds the model (family + weights), applies ``plan.json`` if given, writes ``weights.pt`` /
-``plan.json`` / ``buffers.pt`` so the pick rebuilds alone, predicts its latency on the target (the
-label says whether the table is measured or an estimate) and calls :func:`ship_pick`.
+Rebuilds the model (:func:`edgeprune.export.rebuild.rebuild`: family + weights, pruned by ``plan.json``
+if given), writes ``weights.pt`` / ``plan.json`` / ``buffers.pt`` so the pick rebuilds alone, predicts
+its latency on the target (the label says whether the table is measured or an estimate) and calls
+:func:`ship_pick`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from edgeprune.errors import ConfigError, EdgepruneError
 from edgeprune.export.int8 import load_recipe
 from edgeprune.export.pick import PLAN, WEIGHTS, ShippedPick, ship_pick
+from edgeprune.export.rebuild import rebuild
 
 
 def export_pick(
@@ -22,29 +24,31 @@ def export_pick(
     """Export into ``out``; returns the shipped pick, the predicted latency (ms or None) and its source."""
     import torch
 
-    from edgeprune.config import DataConfig, ModelConfig
+    from edgeprune.config import DataConfig
     from edgeprune.data import load_data
-    from edgeprune.graph import PruningPlan, apply_plan
+    from edgeprune.graph import PruningPlan
     from edgeprune.latency import extract_kernels, load_profile, predictor_for
     from edgeprune.latency.store import figure_source
-    from edgeprune.models import build_model
 
     profile = load_profile(target)
     precision = precision or profile.precision
     if precision not in ("fp32", "fp16", "int8"):
         raise ConfigError(f"--precision must be fp32, fp16 or int8, got {precision!r}")
     bundle = load_data(DataConfig(source=data))
-    model = build_model(ModelConfig(name=model_name, weights=weights, num_classes=bundle.num_classes)).model
     example = torch.zeros(1, *bundle.input_shape)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise ConfigError(f"--out {out} is not empty")
+    parsed = None
     if plan is not None:  # a bad plan fails before anything is written
         try:
             parsed = PruningPlan.from_json(Path(plan).read_text())
         except OSError as err:
             raise ConfigError(f"cannot read plan {plan}: {err}") from None
-        model = apply_plan(model, parsed, example)
+    # --weights are the unpruned network's: the plan cuts channels by their importance in them
+    model = rebuild(
+        model_name, bundle.num_classes, input_shape=bundle.input_shape, base_weights=weights, plan=parsed
+    )
     out.mkdir(parents=True, exist_ok=True)
     if plan is not None:
         shutil.copyfile(plan, out / PLAN)

@@ -18,15 +18,13 @@ import numpy as np
 import torch
 
 from edgeprune.atomic import write_text_atomic
-from edgeprune.config import ModelConfig
 from edgeprune.data import Split
 from edgeprune.data.corruptions import CORRUPTIONS, corrupt
 from edgeprune.ensemble import ProbabilityAverage, flat_mask, kept_masks, select_diverse
 from edgeprune.errors import ConfigError, RunDirError
 from edgeprune.graph import PruningPlan, analyze, apply_plan
-from edgeprune.models import build_model
 from edgeprune.pipeline.inputs import validate_inputs
-from edgeprune.pipeline.stages import _finetune_copy
+from edgeprune.pipeline.stages import _finetune_copy, base_network
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
 from edgeprune.rundir import RunDir
@@ -79,9 +77,7 @@ def ensemble_run(
     cfg = CompileConfig.from_yaml(run.config)
     inputs = validate_inputs(cfg)
     d = inputs.data
-    base = build_model(
-        ModelConfig(name=cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights)
-    ).model
+    base = base_network(inputs, run)  # the transfer network in transfer mode, not its backbone
     example = torch.zeros(1, *d.input_shape)
     analysis = analyze(base, example, inputs.profile.channel_multiple)
     reporter.stage("ensemble", f"choosing {size} diverse members of {len(front)} by their kept-filter masks")

@@ -8,11 +8,10 @@ from typing import Any
 import torch
 
 from edgeprune.atomic import write_bytes_atomic, write_text_atomic
-from edgeprune.config import ModelConfig
 from edgeprune.errors import SearchError
+from edgeprune.export.rebuild import load_pick, rebuild
 from edgeprune.graph import PruningPlan, apply_plan
 from edgeprune.latency import HardwareProfile
-from edgeprune.models import build_model
 from edgeprune.models.transfer import transfer_spec
 from edgeprune.pipeline.inputs import Inputs, evaluator_spec
 from edgeprune.pipeline.prepare import state_bytes
@@ -73,11 +72,10 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
     return result
 
 
-def base_model_config(inputs: Inputs, run: RunDir) -> ModelConfig:
-    """The run's base network (its own copy of the weights); keeps the transfer-mode fields."""
-    return inputs.cfg.model.model_copy(
-        update={"num_classes": inputs.loaded.num_classes, "weights": run.base_weights}
-    )
+def base_network(inputs: Inputs, run: RunDir) -> torch.nn.Module:
+    """The run's base network, the one its plans prune: the transfer network in transfer mode (not its
+    backbone), with the run's own copy of the weights (``base/weights.pt``)."""
+    return rebuild(transfer_spec(inputs.cfg.model), inputs.loaded.num_classes, base_weights=run.base_weights)
 
 
 def _finetune_copy(
@@ -106,7 +104,7 @@ def finalize_stage(
 ) -> dict[str, dict[str, Any]]:
     """Fine-tune each pick (and the unpruned baseline) and measure test accuracy; one pick at a time, resumable."""
     d = inputs.data
-    base = build_model(base_model_config(inputs, run)).model
+    base = base_network(inputs, run)
     example = torch.zeros(1, *d.input_shape)
     summary: dict[str, dict[str, Any]] = {}
     original_acc = evaluate_accuracy(base, d.test.x, d.test.y)
@@ -119,7 +117,7 @@ def finalize_stage(
             continue
         reporter.stage("finalize", f"{name}: fine-tuning for {inputs.cfg.finalize.epochs} epochs")
         if plan is None:
-            model = build_model(base_model_config(inputs, run)).model
+            model = base_network(inputs, run)
         else:
             model = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
         acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
@@ -139,18 +137,6 @@ def finalize_stage(
         reporter.info(f"{name}: test accuracy {acc_before:.2%} -> {acc:.2%} after fine-tuning")
     summary["original"] = {"test_accuracy": round(original_acc, 6)}
     return summary
-
-
-def load_pick_model(inputs: Inputs, run: RunDir, name: str) -> torch.nn.Module:
-    """Rebuild a finalized pick from its plan and fine-tuned weights (no pickle beyond tensors)."""
-    from edgeprune.models import load_weights
-
-    d = inputs.data
-    base = build_model(base_model_config(inputs, run)).model
-    plan = PruningPlan.from_json(run.pick(name).joinpath("plan.json").read_text())
-    model = apply_plan(base, plan, torch.zeros(1, *d.input_shape))
-    load_weights(model, run.pick(name) / "weights.pt")
-    return model.eval()
 
 
 def _verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[Any, str, bool]:
@@ -199,7 +185,11 @@ def ship_stage(
             shipped[name] = run.done_info(stage)
             continue
         reporter.stage("export", f"{name}: ONNX ({precision}) for {profile.name}")
-        model = load_pick_model(inputs, run, name)
+        # the finalized pick: its plan on the run's base network, its fine-tuned weights
+        model = load_pick(
+            run.pick(name), model_name=transfer_spec(cfg.model), num_classes=inputs.loaded.num_classes,
+            input_shape=d.input_shape, base_weights=run.base_weights,
+        )  # fmt: skip
         with torch_threads(1):
             predicted = predictor.predict_ms(model, d.input_shape)
         ship_pick(

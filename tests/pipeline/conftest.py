@@ -4,6 +4,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.pipeline.transfer_fixtures import animals, transfer_run  # noqa: F401  (shared fixtures)
+
 SMALL = {
     "search": {"generations": 2, "population": 8, "val_size": 200, "calib_batches": 2, "batch_size": 64},
     "pretrain": {"epochs": 3},
