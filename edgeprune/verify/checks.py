@@ -7,7 +7,7 @@ written into the file, so a reader sees what was applied.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -18,7 +18,6 @@ from edgeprune.config import FrozenConfig
 class VerifyThresholds(FrozenConfig):
     """The limits ``edgeprune verify`` applies."""
 
-    kind: ClassVar[str] = "verify-thresholds"
     min_images: int = Field(default=1000, ge=1)  # parity is computed on at least this many test images
     fp32_max_abs_logit_diff: float = Field(default=1e-4, gt=0)  # runtime FP32 vs PyTorch
     fp32_min_top1_agreement: float = Field(default=1.0, ge=0, le=1)

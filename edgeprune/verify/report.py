@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgeprune.atomic import write_text_atomic
 from edgeprune.verify.checks import Check
 
 VERIFY_NAME = "verify.json"
@@ -49,11 +50,7 @@ class VerifyReport:
 
     def write(self) -> Path:
         """Write ``verify.json`` into the pick directory (atomically)."""
-        path = Path(self.pick_dir) / VERIFY_NAME
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        tmp.replace(path)
-        return path
+        return write_text_atomic(Path(self.pick_dir) / VERIFY_NAME, json.dumps(self.to_dict(), indent=1) + "\n")
 
     def summary_line(self) -> str:
         """One line: verdict and the failed checks."""
