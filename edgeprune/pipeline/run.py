@@ -8,48 +8,18 @@ again when it had none), picks already fine-tuned or shipped are kept.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from edgeprune.atomic import write_bytes_atomic, write_text_atomic
-from edgeprune.config import ModelConfig
 from edgeprune.pipeline.inputs import Inputs
 from edgeprune.pipeline.prepare import RunLog, prepare_run
-from edgeprune.pipeline.stages import finalize_stage, search_stage, ship_stage
+from edgeprune.pipeline.stages import base_network, finalize_stage, search_stage, ship_stage
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
 from edgeprune.rundir import PICK_NAMES, RunDir
 from edgeprune.search.result import SearchResult
-
-
-# --- report ----------------------------------------------------------------------------------------
-def influential_filters(inputs: Inputs, run: RunDir, result: SearchResult) -> str:
-    """Write ``influential_filters.csv`` and return the report's heatmap section (MO-EvoPruneDeepTL)."""
-    import base64
-
-    from edgeprune.ensemble import keep_frequency, kept_masks
-    from edgeprune.graph import analyze
-    from edgeprune.models import build_model
-    from edgeprune.report.influence import influence_png, write_influence_csv
-
-    base_cfg = ModelConfig(
-        name=inputs.cfg.model.name, num_classes=inputs.loaded.num_classes, weights=run.base_weights
-    )
-    base = build_model(base_cfg).model
-    example = torch.zeros(1, *inputs.data.input_shape)
-    analysis = analyze(base, example, inputs.profile.channel_multiple)
-    masks = [kept_masks(base, analysis, c.plan, example) for c in result.front_candidates()]
-    freq = keep_frequency(masks)
-    write_influence_csv(run.root / "influential_filters.csv", freq)
-    png = base64.b64encode(influence_png(freq, len(masks))).decode()
-    return (
-        "<p class='sub'>fraction of the front's members that keep each filter "
-        "(influential_filters.csv has the figures)</p>"
-        f'<img alt="influential filters" src="data:image/png;base64,{png}">'
-    )
 
 
 def report_stage(
@@ -59,71 +29,18 @@ def report_stage(
     finalize: dict[str, dict[str, Any]],
     shipped: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
-    """pareto.png, report.html and the run-level manifest.json."""
-    import hashlib
+    """``influential_filters.csv``, then pareto.png, report.html and the run manifest (edgeprune.report)."""
+    from edgeprune.report.influence import INFLUENCE_CSV, influential_filters
+    from edgeprune.report.run_report import write_run_report
 
-    from edgeprune.report.html import json_block, render_report
-    from edgeprune.report.pareto_csv import pareto_rows
-    from edgeprune.report.plots import front_png, history_png
-
-    png = front_png(result)
-    write_bytes_atomic(run.pareto_png, png)
-    influence_html = influential_filters(inputs, run, result)
-    picks: dict[str, dict[str, Any]] = {}
-    for name in PICK_NAMES:
-        c = result.candidates[result.picks[name]]
-        picks[name] = {"metrics": c.metrics, "finalize": finalize.get(name, {}), **shipped.get(name, {})}
-    p = inputs.profile
-    target = {
-        "name": p.name,
-        "runtime": p.runtime,
-        "precision": p.precision,
-        "threads": p.threads,
-        "channel multiple": p.channel_multiple,
-    }
-    base = finalize.get("baseline", {})
-    summary = {
-        "original test accuracy": finalize.get("original", {}).get("test_accuracy"),
-        "unpruned fine-tuned test accuracy (same recipe)": base.get("test_accuracy"),
-        "evaluations": result.n_evals,
-        "front size": len(result.front),
-    }
-    page = render_report(
-        title=f"edgeprune: {inputs.cfg.model.name} for {p.name}",
-        target=target,
-        latency_source=result.latency_source,
-        front_rows=pareto_rows(result),
-        picks=picks,
-        front_png=png,
-        history_png=history_png(result.history),
-        config_yaml=inputs.cfg.to_yaml(),
-        extra_sections=[
-            ("Baselines for the accuracy drop", json_block(summary)),
-            ("Influential filters", influence_html),
-        ],
-    )
-    write_text_atomic(run.report_html, page)
-    files = {}
-    for path in sorted(run.root.rglob("*")):
-        if (
-            path.is_file()
-            and path.parent.name != "search"
-            and path.name not in ("manifest.json", "edgeprune.log", "run.json")
-        ):
-            files[str(path.relative_to(run.root))] = {
-                "bytes": path.stat().st_size,
-                "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            }
-    manifest = {
-        "edgeprune_run": 1,
-        "model": inputs.cfg.model.name,
-        "target": p.name,
-        "latency_source": result.latency_source,
-        "picks": {n: f"picks/{n}/manifest.json" for n in PICK_NAMES},
-        "files": files,
-    }
-    write_text_atomic(run.manifest, json.dumps(manifest, indent=1, sort_keys=True))
-    return {"picks": picks, "summary": summary}
+    influence_html = influential_filters(
+        base_network(inputs, run), torch.zeros(1, *inputs.data.input_shape), inputs.profile.channel_multiple,
+        [c.plan for c in result.front_candidates()], run.root / INFLUENCE_CSV,
+    )  # fmt: skip
+    return write_run_report(
+        run, result, model_name=inputs.cfg.model.name, profile=inputs.profile, config_yaml=inputs.cfg.to_yaml(),
+        finalize=finalize, shipped=shipped, extra_sections=[("Influential filters", influence_html)],
+    )  # fmt: skip
 
 
 def _summary_text(run: RunDir, result: SearchResult, report: dict[str, Any]) -> str:

@@ -1,1 +1,1 @@
-"""Report stage: pareto.csv, plots, report.html."""
+"""Report stage: pareto.csv, plots, influential filters, report.html and the run manifest."""

@@ -6,14 +6,51 @@ keep it; the report shows the same as a heatmap, one row per prunable group.
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgeprune.atomic import write_text_atomic
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgeprune.graph import PruningPlan
+
+INFLUENCE_CSV = "influential_filters.csv"
+
+
+def influential_filters(
+    base: torch.nn.Module,
+    example: torch.Tensor,
+    channel_multiple: int,
+    plans: Sequence[PruningPlan],
+    csv_path: Path,
+) -> str:
+    """Write ``csv_path`` (for each filter of ``base``, the fraction of ``plans`` that keep it) and
+    return the report's heatmap section (HTML with the PNG inlined).
+
+    ``base`` is the network the plans prune, with the weights they were chosen on (the run's base
+    network): which channels a plan keeps is decided by their importance in those weights.
+    """
+    from edgeprune.ensemble import keep_frequency, kept_masks
+    from edgeprune.graph import analyze
+
+    analysis = analyze(base, example, channel_multiple)
+    masks = [kept_masks(base, analysis, plan, example) for plan in plans]
+    freq = keep_frequency(masks)
+    write_influence_csv(csv_path, freq)
+    png = base64.b64encode(influence_png(freq, len(masks))).decode()
+    return (
+        "<p class='sub'>fraction of the front's members that keep each filter "
+        f"({INFLUENCE_CSV} has the figures)</p>"
+        f'<img alt="influential filters" src="data:image/png;base64,{png}">'
+    )
 
 
 def write_influence_csv(path: Path, freq: Mapping[str, np.ndarray]) -> Path:
