@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import torch
@@ -56,8 +55,7 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
     )
     reporter.search_started(spec.search.generations)
 
-    def on_generation(gen: int, total: int) -> None:
-        h = json.loads(run.search.joinpath("checkpoint.json").read_text())["history"][-1]
+    def on_generation(gen: int, total: int, h: dict[str, float]) -> None:  # h: the generation's record
         reporter.generation(gen, total, int(h["n_evals"]), float(h["best_error"]), float(h["min_latency_ms"]))
 
     try:

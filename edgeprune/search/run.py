@@ -164,12 +164,14 @@ def run_search(
     *,
     resume: bool = False,
     evaluator: Evaluator | None = None,
-    on_generation: GenerationCallback | None = None,
+    on_generation: Callable[[int, int, dict[str, float]], None] | None = None,
     on_evaluated: Callable[[int], None] | None = None,
     executor: Executor | None = None,
 ) -> SearchResult:
     """Search the front for ``spec``; checkpoints and the cache go to ``search_dir``.
 
+    ``on_generation(gen, total, record)`` is called after each generation's checkpoint with that
+    generation's history record (``n_evals``, ``hypervolume``, ``best_error``, ``min_latency_ms``).
     ``executor`` overrides the one ``spec`` names (the caller then owns it and closes it).
     """
     cfg = spec.search
@@ -186,7 +188,10 @@ def run_search(
     try:
         store = BudgetedStore(cache, runner, on_evaluated, evaluation_limit(cfg))
         store.metrics([space.decode(space.unpruned())])  # the reference point of every figure
-        ctx = SearchContext(cfg, space, store, checkpoints, checkpoint, fp, [], on_generation)
+        ctx = SearchContext(cfg, space, store, checkpoints, checkpoint, fp, [], None)
+        if on_generation is not None:  # a strategy calls back once it has recorded the generation
+            report = on_generation
+            ctx.on_generation = lambda gen, total: report(gen, total, ctx.history[-1])
         strategy: Strategy = STRATEGIES.get(cfg.strategy)
         strategy(ctx)
     finally:
