@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,15 @@ def read_front(run: RunDir) -> list[tuple[PruningPlan, float]]:
         raise RunDirError(f"{run.root} has no pareto.csv: finish the run first (edgeprune compile --resume)")
     with run.pareto_csv.open() as f:
         return [(PruningPlan.from_json(r["plan"]), float(r["error"])) for r in csv.DictReader(f)]
+
+
+def candidate_pool(errors: Sequence[float], size: int, tolerance: float) -> list[int]:
+    """Indices of the front members an ensemble of ``size`` draws from, in error order: those within
+    ``tolerance`` of the best search error, or the ``size`` most accurate when fewer qualify."""
+    order = sorted(range(len(errors)), key=lambda i: errors[i])
+    best = errors[order[0]] if order else 0.0
+    pool = [i for i in order if errors[i] <= best + tolerance]
+    return pool if len(pool) >= size else order[:size]
 
 
 def _robust_split(
@@ -81,10 +91,7 @@ def ensemble_run(
     example = torch.zeros(1, *d.input_shape)
     analysis = analyze(base, example, inputs.profile.channel_multiple)
     reporter.stage("ensemble", f"choosing {size} diverse members of {len(front)} by their kept-filter masks")
-    best = min(err for _, err in front)
-    order = sorted(range(len(front)), key=lambda i: front[i][1])
-    pool = [i for i in order if front[i][1] <= best + tolerance]
-    pool = pool if len(pool) >= size else order[:size]
+    pool = candidate_pool([err for _, err in front], size, tolerance)
     masks = {i: flat_mask(kept_masks(base, analysis, front[i][0], example)) for i in pool}
     picked = select_diverse([masks[i] for i in pool], [front[i][1] for i in pool], size)
     chosen = [pool[j] for j in picked]
