@@ -37,6 +37,12 @@ def _shape(text: str | None) -> tuple[int, int, int] | None:
     help="Intra-op threads to measure at (default: the target's); a table holds one thread count.",
 )
 @click.option(
+    "--precision",
+    type=click.Choice(["fp32", "fp16", "int8"]),
+    help="Precision to measure at (default: the target's). int8 on ONNX Runtime times every kernel "
+    "quantized with the target's recipe (calibration/TARGET.yaml); its entries sit beside the FP32 ones.",
+)
+@click.option(
     "--table",
     "table_path",
     type=click.Path(path_type=Path),
@@ -64,6 +70,7 @@ def command(
     num_classes: int | None,
     input_shape: str | None,
     threads: int | None,
+    precision: str | None,
     table_path: Path | None,
     passes: int,
     runs: int,
@@ -77,10 +84,10 @@ def command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from edgeprune.latency import load_profile
+    from edgeprune.latency.profile import target_profile
     from edgeprune.latency.profile_run import run_profile
 
-    load_profile(target)  # a bad target is one line before any progress bar
+    target_profile(target, threads, precision)  # a bad target or precision is one line before any progress bar
     console = Console(stderr=True, quiet=quiet)
     token = token or os.environ.get("EDGEPRUNE_AGENT_TOKEN")
     with Progress(
@@ -105,6 +112,7 @@ def command(
             input_shape=_shape(input_shape),
             num_classes=num_classes,
             threads=threads,
+            precision=precision,
             table_path=table_path,
             passes=passes,
             warmup=warmup,

@@ -97,11 +97,13 @@ class LatencyPredictor:
                 self._families[k.family].append((k.channels, k.macs, e.median_ms))
             ov = table.get(overhead_key(precision))
             if ov is None:
+                flag = "" if precision == "fp32" else f" --precision {precision}"
                 raise ProfileError(
-                    "latency table has no empty-call overhead entry; re-run `edgeprune profile`"
+                    f"the latency table has no {precision} empty-call overhead entry (no {precision} "
+                    f"kernels measured); run `edgeprune profile --target TARGET --model MODEL{flag}`"
                 )
             self.overhead_ms = ov.median_ms
-            self._net_overhead = _net_overhead_models(table, self.overhead_ms)
+            self._net_overhead = _net_overhead_models(table, self.overhead_ms, precision)
         else:
             assert estimate is not None
             self._roofline = Roofline(
@@ -242,12 +244,14 @@ def _fit_overhead(empty_ms: float, points: list[tuple[int, int, float, float]]) 
     return OverheadModel(empty_ms, "kernels", tuple(points))
 
 
-def _net_overhead_models(table: LatencyTable, empty_ms: float) -> dict[KernelKey, OverheadModel]:
+def _net_overhead_models(
+    table: LatencyTable, empty_ms: float, precision: str
+) -> dict[KernelKey, OverheadModel]:
     """Per family (networks of one family share their input kernel: ResNet-20 … ResNet-110 all start
-    with the same stem), the :class:`OverheadModel` of its profiled networks."""
+    with the same stem), the :class:`OverheadModel` of its profiled networks at ``precision``."""
     points: dict[KernelKey, list[tuple[int, int, float, float]]] = defaultdict(list)
     for k, e in table.entries.items():
-        if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0:
+        if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0 and k.precision == precision:
             total = table.get(replace(k, variant="total-" + k.variant.removeprefix("net-")))
             kernels_ms = total.median_ms - e.median_ms if total is not None else 0.0
             points[k.with_channels(k.cin, 0, 0)].append((k.cout, k.mid, kernels_ms, e.median_ms))
@@ -284,7 +288,9 @@ def predictor_for(profile: HardwareProfile, kernels: Sequence[KernelKey] | None 
             return _estimate_predictor(
                 profile, f"{profile.name}: roofline estimate ({profile.estimate.method.split(',')[0]})"
             )
-        raise ProfileError(f"{choice.note}; run `edgeprune profile --target {profile.name} --model MODEL`")
+        raise ProfileError(
+            f"{choice.note}; run `edgeprune profile --target {profile.name} --model MODEL{profile.precision_flag}`"
+        )
     pred = LatencyPredictor(
         choice.status, profile.precision, table=choice.table, note=f"{profile.name}: {choice.note}"
     )
@@ -297,5 +303,6 @@ def predictor_for(profile: HardwareProfile, kernels: Sequence[KernelKey] | None 
         )
     raise ProfileError(
         f"the {profile.name} table does not cover kernel {missing[0]}; "
-        f"run `edgeprune profile --target {profile.name} --model MODEL`{' --ranks' if missing[0].ranks else ''}"
+        f"run `edgeprune profile --target {profile.name} --model MODEL{profile.precision_flag}"
+        f"{' --ranks' if missing[0].ranks else ''}`"
     )

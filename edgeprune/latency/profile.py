@@ -26,7 +26,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from edgeprune.config import FrozenConfig, describe_validation_error
-from edgeprune.errors import ProfileError
+from edgeprune.errors import ConfigError, ProfileError
 from edgeprune.latency.runtimes import RUNTIME_KINDS, profiled_runtimes
 
 PROFILES_ENV = "EDGEPRUNE_PROFILES_DIR"
@@ -88,6 +88,8 @@ class HardwareProfile(FrozenConfig):
     table: MeasuredTableRef | None = None
     estimate: EstimateSpec | None = None
     profile_dir: Path | None = Field(default=None, exclude=True)
+    # the precision the profile's YAML states, when :meth:`with_precision` changed it (None: unchanged)
+    yaml_precision: str | None = Field(default=None, exclude=True)
 
     @field_validator("runtime")
     @classmethod
@@ -108,6 +110,40 @@ class HardwareProfile(FrozenConfig):
         return self.model_copy(
             update={"threads": threads, "description": f"{self.description} ({threads} threads)"}
         )
+
+
+    def with_precision(self, precision: str) -> HardwareProfile:
+        """This target running ``precision`` models: what a run searches for when it ships another
+        precision than the profile's own (``compile --precision int8``).
+
+        A table keeps each precision's kernels under their own keys, so a table serves this target only
+        where it holds kernels of ``precision`` (:func:`edgeprune.latency.store.choose_table`). The
+        profile's estimate is a roofline for its own precision: it is dropped, so figures for another
+        precision are measured, never an estimate relabelled. A precision the runtime does not run is a
+        :class:`ConfigError`.
+        """
+        if precision == self.precision:
+            return self
+        runs = RUNTIME_KINDS.get(self.runtime).precisions
+        if precision not in runs:
+            raise ConfigError(
+                f"{self.name} cannot run {precision} models: {self.runtime} runs {', '.join(runs)}"
+            )
+        return self.model_copy(
+            update={
+                "precision": precision,
+                "estimate": None,
+                "description": f"{self.description} ({precision})",
+                "yaml_precision": self.yaml_precision or self.precision,
+            }
+        )
+
+    @property
+    def precision_flag(self) -> str:
+        """`` --precision P`` when this target runs another precision than its YAML states, else empty:
+        what an ``edgeprune profile`` command for this target must add."""
+        changed = self.yaml_precision is not None and self.yaml_precision != self.precision
+        return f" --precision {self.precision}" if changed else ""
 
 
 def profiles_dirs() -> list[Path]:
@@ -154,10 +190,17 @@ def load_profile(name_or_path: str) -> HardwareProfile:
     raise ProfileError(f"unknown target {name_or_path!r} (known: {', '.join(known) or 'none found'})")
 
 
-def target_profile(name_or_path: str, threads: int | None = None) -> HardwareProfile:
-    """The profile of a run's target, at ``threads`` when given (else the profile's own)."""
+def target_profile(
+    name_or_path: str, threads: int | None = None, precision: str | None = None
+) -> HardwareProfile:
+    """The profile of a run's target, at ``threads`` when given (else the profile's own), running
+    ``precision`` models when given and not ``auto`` (a run searches for the precision it ships)."""
     profile = load_profile(name_or_path)
-    return profile if threads is None else profile.with_threads(threads)
+    if threads is not None:
+        profile = profile.with_threads(threads)
+    if precision is not None and precision != "auto":
+        profile = profile.with_precision(precision)
+    return profile
 
 
 def list_profiles() -> list[HardwareProfile]:

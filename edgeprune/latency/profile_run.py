@@ -6,6 +6,12 @@ agent), enumerates exactly the kernels the network's search space can produce at
 multiple and the network's real input size (:mod:`edgeprune.latency.enumerate`), and measures those
 the table does not hold yet, resumably, into the user's table of that device
 (:mod:`edgeprune.latency.store`) — never into the installed package.
+
+At INT8 on ONNX Runtime, every model timed — each kernel's pair of single-kernel models, the unpruned
+network and the calibration networks — is first quantized with the target's calibration recipe
+(:func:`profile_quantizer`), so the kernels, the empty-call overhead and the per-network overhead
+model of the INT8 entries are all INT8 figures. TensorRT builds its INT8 engines from the FP32 models
+itself.
 """
 
 from __future__ import annotations
@@ -13,15 +19,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from torch import nn
 
 from edgeprune.errors import ConfigError, RuntimeUnavailableError
 from edgeprune.latency.kernels import KernelKey
-from edgeprune.latency.profile import HardwareProfile, load_profile
+from edgeprune.latency.profile import HardwareProfile, target_profile
 from edgeprune.latency.profiler import KernelTimer, LocalOrtTimer, profile_kernels, timer_fingerprint
+from edgeprune.latency.quantize import ProfileQuantizer, load_recipe
 from edgeprune.latency.store import edgeprune_home, local_fingerprint, table_path_for
 
 ENUMERATION_VERSION = 1
@@ -45,21 +52,31 @@ def make_timer(
     profile: HardwareProfile, remote: str | None, token: str | None, warmup: int, runs: int
 ) -> KernelTimer:
     """The timer for ``profile``: a remote agent, local ONNX Runtime, or local TensorRT."""
+    if profile.runtime == "onnxruntime-cpu" and profile.precision not in ("fp32", "int8"):
+        raise ConfigError(
+            f"ONNX Runtime profiling supports fp32 and int8; {profile.name} is {profile.precision}"
+        )
     if remote:
         from edgeprune.latency.agent_client import RemoteTimer
 
-        return RemoteTimer(remote, token, profile.runtime, profile.precision, profile.threads, warmup, runs)
+        # ONNX Runtime runs a quantized model as it is: the agent is asked for a plain (fp32) session
+        precision = "fp32" if profile.runtime == "onnxruntime-cpu" else profile.precision
+        return RemoteTimer(remote, token, profile.runtime, precision, profile.threads, warmup, runs)
     if profile.runtime == "onnxruntime-cpu":
-        if profile.precision != "fp32":
-            raise ConfigError(
-                f"local ONNX Runtime profiling supports fp32 only; {profile.name} is {profile.precision}"
-            )
         return LocalOrtTimer(profile.threads, warmup, runs)
     if profile.runtime == "tensorrt":
         from edgeprune.latency.tensorrt_profiler import TensorRTTimer
 
         return TensorRTTimer(profile.precision, warmup, runs)
     raise RuntimeUnavailableError(f"no profiler for runtime {profile.runtime!r}")
+
+
+def profile_quantizer(profile: HardwareProfile) -> ProfileQuantizer | None:
+    """What turns the FP32 models the profiler builds into the models timed on ``profile``: the
+    target's INT8 recipe (``calibration/<target>.yaml``) at INT8 on ONNX Runtime, else nothing."""
+    if profile.precision == "int8" and profile.runtime == "onnxruntime-cpu":
+        return ProfileQuantizer(load_recipe(profile.name))
+    return None
 
 
 def space_kernels(
@@ -70,31 +87,31 @@ def space_kernels(
     on_probe: Callable[[int, int], None] | None = None,
 ) -> list[KernelKey]:
     """The kernels ``model``'s search space can produce on ``profile``, cached in the user data directory
-    (finding them builds the network once per gene level: tens of seconds for a deep network)."""
+    (finding them builds the network once per gene level: tens of seconds for a deep network).
+
+    The list does not depend on the precision, which only labels the keys: it is found and cached once
+    (labelled fp32) and relabelled with the profile's precision."""
     from edgeprune.atomic import write_text_atomic
     from edgeprune.latency.enumerate import enumerate_kernels
 
     ident = json.dumps(
-        [
-            ENUMERATION_VERSION,
-            str(model),
-            list(input_shape),
-            profile.channel_multiple,
-            profile.precision,
-            ranks,
-        ]
+        [ENUMERATION_VERSION, str(model), list(input_shape), profile.channel_multiple, "fp32", ranks]
     )
     path = edgeprune_home() / "kernels" / f"{hashlib.sha256(ident.encode()).hexdigest()[:16]}.json"
+    keys: list[KernelKey] | None = None
     if path.is_file():
         try:
-            return [KernelKey.parse(k) for k in json.loads(path.read_text())]
+            keys = [KernelKey.parse(k) for k in json.loads(path.read_text())]
         except (OSError, ValueError):
-            pass  # a damaged cache is recomputed
-    keys = enumerate_kernels(
-        model, input_shape, profile.channel_multiple, profile.precision, ranks=ranks, on_probe=on_probe
-    )
-    write_text_atomic(path, json.dumps([str(k) for k in keys]))
-    return keys
+            keys = None  # a damaged cache is recomputed
+    if keys is None:
+        keys = enumerate_kernels(
+            model, input_shape, profile.channel_multiple, "fp32", ranks=ranks, on_probe=on_probe
+        )
+        write_text_atomic(path, json.dumps([str(k) for k in keys]))
+    if profile.precision == "fp32":
+        return keys
+    return [replace(k, precision=profile.precision) for k in keys]
 
 
 def calibration_networks(
@@ -151,17 +168,21 @@ def profile_model(
 
     if passes < 1 or runs < 5 or warmup < 0:
         raise ConfigError("need passes >= 1, runs >= 5 and warmup >= 0")
+    quantize = profile_quantizer(profile)  # a target without an INT8 recipe fails before any work
     keys = space_kernels(profile, model, input_shape, ranks)
     timer = timer or make_timer(profile, None, None, warmup, runs)
     path = table_path or table_destination(profile, timer)
     if on_plan:
         on_plan(len(keys), path)
+
+    def timed(net: nn.Module) -> bytes:  # the network as it runs on the target (INT8: quantized)
+        onnx_model = export_onnx(net, (1, *input_shape))
+        return onnx_model if quantize is None else quantize(onnx_model)
+
     base = extract_kernels(model, input_shape, profile.precision)
-    networks = [(base, export_onnx(model, (1, *input_shape)))]
+    networks = [(base, timed(model))]
     for net in calibration_networks(model, input_shape, profile.channel_multiple, calibration):
-        networks.append(
-            (extract_kernels(net, input_shape, profile.precision), export_onnx(net, (1, *input_shape)))
-        )
+        networks.append((extract_kernels(net, input_shape, profile.precision), timed(net)))
     table, measured = profile_kernels(
         keys,
         path,
@@ -171,6 +192,7 @@ def profile_model(
         runs=runs,
         on_progress=on_progress,
         networks=networks,
+        quantize=quantize,
     )
     return ProfileSummary(
         profile.name, model_name, path, len(keys), measured, len(table.entries), table.source
@@ -184,6 +206,7 @@ def run_profile(
     input_shape: tuple[int, int, int] | None = None,
     num_classes: int | None = None,
     threads: int | None = None,
+    precision: str | None = None,
     table_path: Path | None = None,
     passes: int = 3,
     warmup: int = 30,
@@ -194,13 +217,12 @@ def run_profile(
     on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
     on_plan: Callable[[int, Path], None] | None = None,
 ) -> ProfileSummary:
-    """``edgeprune profile``: build ``model_name`` and measure its search space on ``target``."""
+    """``edgeprune profile``: build ``model_name`` and measure its search space on ``target``, at
+    ``threads`` and ``precision`` when given (else the target's own)."""
     from edgeprune.config import ModelConfig
     from edgeprune.models import build_model
 
-    profile = load_profile(target)
-    if threads is not None:
-        profile = profile.with_threads(threads)
+    profile = target_profile(target, threads, precision)
     loaded = build_model(ModelConfig(name=model_name, num_classes=num_classes))
     shape = input_shape or loaded.input_shape
     if shape is None:

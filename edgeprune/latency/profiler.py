@@ -5,6 +5,11 @@ and so on; each entry keeps the minimum of its pass medians. The table is rewrit
 every few kernels, so an interrupted run loses at most those, and a restart skips every kernel that
 already has the requested number of passes. Timing goes through a :class:`KernelTimer`: local ONNX
 Runtime or a remote agent (:mod:`edgeprune.latency.agent_client`).
+
+INT8 kernels (keys of precision ``int8`` on ONNX Runtime) are timed as they are shipped: each
+single-kernel model is quantized with the target's calibration recipe
+(:class:`edgeprune.latency.quantize.ProfileQuantizer`) before it is timed, and the table records the
+recipe under ``provenance.quantization.int8``.
 """
 
 from __future__ import annotations
@@ -13,13 +18,16 @@ import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.predictor import OVERHEAD_KEY_OP, overhead_key
 from edgeprune.latency.table import LatencyTable
+
+if TYPE_CHECKING:
+    from edgeprune.latency.quantize import ProfileQuantizer
 
 METHOD = (
     "per-kernel ONNX models timed in context: t(context conv + kernel) - t(context conv), paired "
@@ -178,22 +186,38 @@ def profile_kernels(
     save_every_s: float = 5.0,
     on_progress: Callable[[int, int, KernelKey | None], None] | None = None,
     networks: Sequence[tuple[Sequence[KernelKey], bytes]] = (),
+    quantize: ProfileQuantizer | None = None,
 ) -> tuple[LatencyTable, int]:
     """Measure ``keys`` (plus the empty-call overhead) for ``passes`` passes; returns (table, measured).
 
     ``networks`` — ``(kernels, onnx)`` of unpruned networks — are timed end to end in the same
     passes; their time minus their kernels becomes the family's per-network overhead entry.
     Kernels that already have ``passes`` passes in the table at ``table_path`` are skipped.
+    ``quantize`` turns each kernel's FP32 models into the models timed (INT8 keys: the target's
+    recipe); ``networks`` are passed already in the form they are timed in. The empty call stays an
+    Identity model at every precision: it is the runtime's cost of a call, with nothing to quantize.
     """
     table = LatencyTable.load(table_path) if table_path.is_file() else new_table(timer, passes, warmup, runs)
     if any(k.op == OVERHEAD_KEY_OP for k in keys):
         raise ValueError("overhead keys are measured by the profiler itself")
     precision = keys[0].precision if keys else "fp32"
+    if any(k.precision != precision for k in keys):
+        raise ValueError("one profiling run measures one precision")
+    if quantize is not None:
+        table.provenance.setdefault("quantization", {})[precision] = quantize.describe()
     onnx_of = {network_keys(kernels)[0]: model for kernels, model in networks}
     todo_keys = [overhead_key(precision), *keys, *onnx_of]
     total = sum(max(passes - table.passes_of(k), 0) for k in todo_keys)
     done = 0
     exported: dict[KernelKey, tuple[bytes, bytes]] = {}  # each kernel's ONNX pair, built once
+    quantized: dict[bytes, bytes] = {}  # kernels of one resolution share their context model
+
+    def _q(onnx_model: bytes) -> bytes:
+        assert quantize is not None
+        if onnx_model not in quantized:
+            quantized[onnx_model] = quantize(onnx_model)
+        return quantized[onnx_model]
+
     rng = np.random.default_rng(seed)
     last_save = time.monotonic()
     if on_progress:
@@ -212,7 +236,8 @@ def profile_kernels(
                     if key not in exported:
                         from edgeprune.latency.kernel_models import kernel_models
 
-                        exported[key] = kernel_models(key)
+                        pair = kernel_models(key)
+                        exported[key] = pair if quantize is None else (_q(pair[0]), _q(pair[1]))
                     stats = measure_kernel(key, timer, exported[key])
                 table.add_pass(key, *stats)
                 done += 1

@@ -19,12 +19,15 @@ class RuntimeKind:
     """A runtime name and what edgeprune can do with it.
 
     ``profiled``: edgeprune has a latency profiler for it (:mod:`edgeprune.latency.profile_run`), so a
-    hardware profile may name it as its target's runtime.
+    hardware profile may name it as its target's runtime. ``precisions``: the precisions of the models
+    it runs, which a run may ship and search for (ONNX Runtime's CPU provider runs FP32 models and INT8
+    models quantized by :mod:`edgeprune.latency.quantize`; it has no FP16 kernels worth shipping).
     """
 
     name: str
     description: str
     profiled: bool
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
 
 
 RUNTIME_KINDS: Registry[RuntimeKind] = Registry("runtime", error=ConfigError)
@@ -40,7 +43,11 @@ def profiled_runtimes() -> list[str]:
     return [name for name, kind in RUNTIME_KINDS.items() if kind.profiled]
 
 
-declare_runtime(RuntimeKind("onnxruntime-cpu", "ONNX Runtime, CPU execution provider", profiled=True))
+declare_runtime(
+    RuntimeKind(
+        "onnxruntime-cpu", "ONNX Runtime, CPU execution provider", profiled=True, precisions=("fp32", "int8")
+    )
+)
 declare_runtime(
     RuntimeKind("onnxruntime-cuda", "ONNX Runtime, CUDA execution provider (onnxruntime-gpu)", profiled=False)
 )

@@ -123,42 +123,70 @@ def table_files(profile: HardwareProfile) -> list[Path]:
     return out
 
 
+def _what(profile: HardwareProfile) -> str:
+    """``host-cpu``, or ``host-cpu int8`` when the target runs another precision than its YAML states."""
+    return f"{profile.name} {profile.precision}" if profile.precision_flag else profile.name
+
+
 def choose_table(profile: HardwareProfile) -> TableChoice:
-    """The table for ``profile`` on this machine (see the module docstring); never invents one."""
+    """The table for ``profile`` on this machine (see the module docstring); never invents one.
+
+    Only a table holding kernels of the profile's precision serves it: one file keeps every precision
+    its device was profiled at, so this machine's FP32 table is not its INT8 table until INT8 kernels
+    were measured into it."""
     from edgeprune.latency.timing import describe_fingerprint
 
     here = local_fingerprint(profile)
     files = table_files(profile)
+    what = _what(profile)
+
+    def serves(table: LatencyTable) -> bool:
+        return profile.precision in table.precisions
+
     if here is not None:
         own = table_path_for(profile, here)
+        own_lacks = False
         if own.is_file():
             table = LatencyTable.load(own)
             if table.provenance.get("fingerprint") == here:
-                return TableChoice(
-                    MEASURED, own, table, f"measured on this machine ({describe_fingerprint(here)})"
-                )
+                if serves(table):
+                    return TableChoice(
+                        MEASURED, own, table, f"measured on this machine ({describe_fingerprint(here)})"
+                    )
+                own_lacks = True
+        others = []
         for path in files:
-            if path == own:
+            if path == own and own_lacks:
                 continue
             table = LatencyTable.load(path)
+            if not serves(table):
+                continue
             if table.provenance.get("fingerprint") == here:  # e.g. the user's profile YAML names it
                 return TableChoice(
                     MEASURED, path, table, f"measured on this machine ({describe_fingerprint(here)})"
                 )
-        if files:
-            table = LatencyTable.load(files[0])
-            return TableChoice(ELSEWHERE, files[0], table, f"measured elsewhere ({device_line(table)})")
-        return TableChoice("missing", note=f"no {profile.name} table for this machine yet")
+            others.append((path, table))
+        if others:
+            path, table = others[0]
+            return TableChoice(ELSEWHERE, path, table, f"measured elsewhere ({device_line(table)})")
+        if own_lacks:
+            return TableChoice(
+                "missing", note=f"this machine's {profile.name} table holds no {profile.precision} kernels yet"
+            )
+        return TableChoice("missing", note=f"no {what} table for this machine yet")
     ref = reference_table_path(profile)
     for path in files:
         table = LatencyTable.load(path)
         if table.provenance.get("threads", profile.threads) != profile.threads:
             continue  # measured at another thread count: another target
+        if not serves(table):
+            continue  # no kernels of this precision
         status: Status = ELSEWHERE if path == ref else MEASURED
         return TableChoice(status, path, table, f"{status} on {device_line(table)}")
     return TableChoice(
         "missing",
-        note=f"no {profile.name} table yet: run `edgeprune profile --target {profile.name}` on the device",
+        note=f"no {what} table yet: run `edgeprune profile --target {profile.name}{profile.precision_flag}` "
+        "on the device",
     )
 
 
@@ -209,6 +237,7 @@ def describe_tables(profile: HardwareProfile) -> list[dict[str, Any]]:
                 "entries": len(table.entries),
                 "date": table.provenance.get("date"),
                 "threads": table.provenance.get("threads"),
+                "precisions": sorted(table.precisions),
             }
         )
     return out

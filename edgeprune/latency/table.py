@@ -1,6 +1,7 @@
 """The latency table: per-kernel statistics of repeated measurements, as versioned plain JSON.
 
-One file per target and precision. Each entry holds the kernel's time with the runtime's empty-call
+One file per target and device; the kernels of each precision the device was profiled at (fp32, int8)
+sit side by side, told apart by the precision in their keys. Each entry holds the kernel's time with the runtime's empty-call
 overhead removed (see :mod:`edgeprune.latency.ort_profiler`):
 
 * ``median_ms`` — the estimate the predictor uses: the *minimum over passes* of each pass's median
@@ -96,6 +97,11 @@ class LatencyTable:
 
     def get(self, key: KernelKey) -> Entry | None:
         return self.entries.get(key)
+
+    @property
+    def precisions(self) -> set[str]:
+        """The precisions whose kernels this table holds (a file may hold several)."""
+        return {k.precision for k in self.entries}
 
     def passes_of(self, key: KernelKey) -> int:
         e = self.entries.get(key)
