@@ -41,7 +41,7 @@ def validate_inputs(cfg: CompileConfig) -> Inputs:
     """Load target, weights, data and model and check they fit together; raises before anything is
     written. The cheap checks come first, so a bad target or weights file fails before data loads."""
     check_transfer(cfg)
-    profile = target_profile(cfg.target, cfg.threads)
+    profile = target_profile(cfg.target, cfg.threads, cfg.ship.precision)  # searched as shipped
     for weights in (cfg.model.weights, cfg.model.backbone_weights):
         if weights is not None:
             read_state_dict(weights)  # a corrupt or foreign file fails here, before the data loads
@@ -92,7 +92,9 @@ def search_preflight(inputs: Inputs) -> tuple[Evaluator, SearchSpace, dict[str, 
 
     cfg = inputs.cfg
     with torch.random.fork_rng(devices=[]):  # leaves the global RNG as it was (a from-scratch init)
-        evaluator = Evaluator(EvaluatorSpec(cfg.model, cfg.data, cfg.target, cfg.search, cfg.threads))
+        evaluator = Evaluator(
+            EvaluatorSpec(cfg.model, cfg.data, cfg.target, cfg.search, cfg.threads, cfg.ship.precision)
+        )
         space = build_space(evaluator)
         fastest = space.decode(space.repair(space.upper_bounds * 0))
         with torch_threads(1):
@@ -145,7 +147,8 @@ def check_transfer(cfg: CompileConfig) -> None:
 def evaluator_spec(inputs: Inputs, run: RunDir) -> EvaluatorSpec:
     """The search's evaluator reads the run's own copy of the base weights."""
     model_cfg = inputs.cfg.model.model_copy(update={"weights": run.base_weights})
-    return EvaluatorSpec(model_cfg, inputs.cfg.data, inputs.cfg.target, inputs.cfg.search, inputs.cfg.threads)
+    c = inputs.cfg
+    return EvaluatorSpec(model_cfg, c.data, c.target, c.search, c.threads, c.ship.precision)
 
 
 # --- config resolution -----------------------------------------------------------------------------
