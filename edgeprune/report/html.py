@@ -100,6 +100,8 @@ def render_report(
         ("pick", True),
         ("genome", True),
     ]
+    if any(r.get("latency_fp32_ms") for r in front_rows):  # searched at another precision: FP32 beside
+        cols.insert(3, ("latency_fp32_ms", False))
     head = "".join(f"<th class='{'l' if left else ''}'>{c}</th>" for c, left in cols)
     body = []
     for r in front_rows:
@@ -122,8 +124,11 @@ def render_report(
             f"error (search, approx.): {metrics.get('error', float('nan')):.2%}",
             f"test accuracy after fine-tuning: {fin.get('test_accuracy', float('nan')):.2%}",
             f"params: {int(metrics.get('params', 0)):,}",
-            f"predicted latency: {metrics.get('latency_ms', float('nan')):.4f} ms ({html.escape(latency_source)})",
+            f"predicted latency: {metrics.get('latency_ms', float('nan')):.4f} ms ({html.escape(latency_source)}"
+            f"{', ' + html.escape(str(target['precision'])) if 'precision' in target else ''})",
         ]
+        if "latency_fp32_ms" in metrics:
+            lines.append(f"predicted latency in FP32: {metrics['latency_fp32_ms']:.4f} ms (same table)")
         if "measured_latency_ms" in info:
             lines.append(
                 f"measured latency: {info['measured_latency_ms']:.4f} ms ({html.escape(str(info.get('measured_on', '')))})"

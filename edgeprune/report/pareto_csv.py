@@ -11,9 +11,11 @@ from edgeprune.rundir import PICK_NAMES
 from edgeprune.search.result import SearchResult
 from edgeprune.space import SearchSpace
 
+# latency_ms is at the shipped precision; latency_fp32_ms the FP32 prediction beside it (searches at
+# another precision, where the device's table has FP32 kernels; else empty)
 COLUMNS = (
-    "rank", "genome", "error", "params", "macs", "latency_ms", "latency_source", "robust_error",
-    "accurate", "knee", "fast", "plan",
+    "rank", "genome", "error", "params", "macs", "latency_ms", "latency_source", "latency_fp32_ms",
+    "robust_error", "accurate", "knee", "fast", "plan",
 )  # fmt: skip
 
 
@@ -33,6 +35,7 @@ def pareto_rows(result: SearchResult) -> list[dict[str, str]]:
                 "macs": str(int(m["macs"])),
                 "latency_ms": f"{m['latency_ms']:.6f}",
                 "latency_source": result.latency_source,
+                "latency_fp32_ms": f"{m['latency_fp32_ms']:.6f}" if "latency_fp32_ms" in m else "",
                 "robust_error": f"{m['robust_error']:.6f}" if "robust_error" in m else "",
                 **{
                     name: "1" if picks.get(i) == name or result.picks[name] == i else "0"

@@ -4,6 +4,7 @@ device's table has FP32 kernels."""
 
 from __future__ import annotations
 
+import csv
 import re
 from dataclasses import replace
 from types import SimpleNamespace
@@ -92,3 +93,35 @@ def test_the_evaluator_prices_int8_and_records_fp32_beside_it(tmp_path, monkeypa
     table.save(own_table_path(int8))
     assert predictor_for(load_profile("host-cpu")).source == "measured elsewhere"
     assert "latency_fp32_ms" not in Evaluator(replace(spec, precision="int8")).evaluate(plan)
+
+
+@pytest.mark.slow
+def test_compile_int8_searches_on_int8_latency(tmp_path, small_config, monkeypatch):
+    """A small default job with --precision int8 from a fresh EDGEPRUNE_HOME that holds this machine's
+    FP32 table: compile measures the INT8 kernels, pareto.csv's latency is the INT8 table's prediction
+    and the FP32 one is beside it."""
+    from edgeprune.cli import main
+    from edgeprune.export.rebuild import load_pick
+    from edgeprune.latency import extract_kernels
+
+    monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path / "home"))
+    host = load_profile("host-cpu")
+    assert main(["profile", "--target", "host-cpu", "--model", "digits-resnet", "--num-classes", "10",
+                 "--input-shape", "1,8,8", "--passes", "1", "--runs", "30", "--quiet"]) == 0  # fmt: skip
+    out = tmp_path / "run"
+    assert main(["compile", "--quiet", "--config", str(small_config), "--out", str(out), "--precision", "int8"]) == 0
+    int8 = target_profile("host-cpu", precision="int8")
+    table = LatencyTable.load(own_table_path(host))
+    assert table.precisions == {"fp32", "int8"} and "int8" in table.provenance["quantization"]
+    rows = list(csv.DictReader((out / "pareto.csv").open()))
+    assert rows and {r["latency_source"] for r in rows} == {"measured"}
+    pred8, pred32 = predictor_for(int8), predictor_for(host)
+    knee = next(r for r in rows if r["knee"] == "1")
+    model = load_pick(out / "picks" / "knee", model_name="digits-resnet", num_classes=10, input_shape=(1, 8, 8),
+                      base_weights=out / "base" / "weights.pt")  # fmt: skip
+    kernels = extract_kernels(model, (1, 8, 8), "int8")
+    assert all(k.precision == "int8" for k in kernels)
+    assert float(knee["latency_ms"]) == pytest.approx(pred8.predict_kernels_ms(kernels), rel=1e-5)
+    assert float(knee["latency_fp32_ms"]) == pytest.approx(pred32.predict_ms(model, (1, 8, 8)), rel=1e-5)
+    assert all(r["latency_fp32_ms"] for r in rows)
+    assert "int8" in (out / "report.html").read_text()
