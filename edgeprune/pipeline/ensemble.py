@@ -25,7 +25,7 @@ from edgeprune.ensemble import ProbabilityAverage, flat_mask, kept_masks, select
 from edgeprune.errors import ConfigError, RunDirError
 from edgeprune.graph import PruningPlan, analyze, apply_plan
 from edgeprune.pipeline.inputs import validate_inputs
-from edgeprune.pipeline.stages import _finetune_copy, base_network
+from edgeprune.pipeline.stages import base_network, finetune_pick
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
 from edgeprune.rundir import RunDir
@@ -71,7 +71,7 @@ def ensemble_run(
     """
     from edgeprune.export.pick import ship_pick
     from edgeprune.latency import predictor_for
-    from edgeprune.pipeline.stages import _verification_runtime
+    from edgeprune.pipeline.stages import verification_runtime
     from edgeprune.verify.checks import VerifyThresholds
     from edgeprune.verify.pick import verify_pick
 
@@ -104,7 +104,7 @@ def ensemble_run(
         plan = front[rank][0]
         reporter.stage("ensemble", f"fine-tuning front member {rank}")
         net = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
-        net = _finetune_copy(net, inputs, base)
+        net = finetune_pick(net, inputs, base)
         members.append(net)
         rows.append(
             {"front_rank": rank, "plan": plan.to_dict(), "params": sum(p.numel() for p in net.parameters())}
@@ -125,7 +125,7 @@ def ensemble_run(
         out, ens, example, target=inputs.profile.name, precision="fp32", mean=d.mean, std=d.std, class_names=d.classes,
         expected_latency_ms=predicted, latency_source=predictor.source, model_name=None,
     )  # fmt: skip
-    runtime, where, on_target = _verification_runtime(inputs.profile, reporter)
+    runtime, where, on_target = verification_runtime(inputs.profile, reporter)
     test = d.test.head(cfg.ship.verify_images)
     report = verify_pick(
         out, runtime=runtime, test_x=test.x.numpy(), test_y=test.y.numpy(), torch_model=ens,

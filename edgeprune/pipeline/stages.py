@@ -76,11 +76,12 @@ def base_network(inputs: Inputs, run: RunDir) -> torch.nn.Module:
     return rebuild(transfer_spec(inputs.cfg.model), inputs.loaded.num_classes, base_weights=run.base_weights)
 
 
-def _finetune_copy(
+def finetune_pick(
     model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Module | None
 ) -> torch.nn.Module:
-    """Fine-tune a pick. Transfer mode trains only the kept head neurons: the (pruned, BN-recalibrated)
-    backbone stays frozen, parameters and BN statistics."""
+    """Fine-tune a pick with the finalize recipe (SGD, cosine schedule, random crop + flip; distilled
+    from ``teacher`` when ``finalize.distill``). Transfer mode trains only the kept head neurons: the
+    (pruned, BN-recalibrated) backbone stays frozen, parameters and BN statistics."""
     cfg = inputs.cfg.finalize
     d = inputs.data
     if cfg.epochs and inputs.cfg.model.transfer:  # transfer mode: the head only
@@ -97,10 +98,22 @@ def _finetune_copy(
     return model
 
 
+def finalize_teacher(inputs: Inputs, run: RunDir, base: torch.nn.Module) -> torch.nn.Module:
+    """Whom the picks distil from: the unpruned network fine-tuned with the same recipe when this run
+    trained it (``finalize/baseline/weights.pt``), else the base network itself."""
+    tuned = run.root / "finalize" / "baseline" / "weights.pt"
+    if inputs.cfg.finalize.baseline and run.is_done("finalize:baseline") and tuned.is_file():
+        spec = transfer_spec(inputs.cfg.model)
+        return rebuild(spec, inputs.loaded.num_classes, base_weights=run.base_weights, weights=tuned)
+    return base
+
+
 def finalize_stage(
     inputs: Inputs, run: RunDir, result: SearchResult, reporter: Reporter
 ) -> dict[str, dict[str, Any]]:
-    """Fine-tune each pick (and the unpruned baseline) and measure test accuracy; one pick at a time, resumable."""
+    """Fine-tune the unpruned baseline, then each pick (distilled from the tuned baseline when asked),
+    and measure test accuracy; one job at a time, resumable. Picks that are the same network (a small
+    search often names one member twice) are fine-tuned once and the result is shared."""
     d = inputs.data
     base = base_network(inputs, run)
     example = torch.zeros(1, *d.input_shape)
@@ -108,10 +121,21 @@ def finalize_stage(
     original_acc = evaluate_accuracy(base, d.test.x, d.test.y)
     jobs: list[tuple[str, PruningPlan | None]] = [("baseline", None)] if inputs.cfg.finalize.baseline else []
     jobs += [(name, result.candidates[result.picks[name]].plan) for name in PICK_NAMES]
+    first_of: dict[str, str] = {}  # plan key -> the first pick with that plan
     for name, plan in jobs:
         stage = f"finalize:{name}"
+        same = first_of.setdefault(plan.key(), name) if plan is not None else name
         if run.is_done(stage):
             summary[name] = run.done_info(stage)
+            continue
+        folder = run.root / "finalize" / name if plan is None else run.pick(name)
+        if same != name:  # the same network as an earlier pick: share its fine-tuned weights
+            write_bytes_atomic(folder / "weights.pt", run.pick(same).joinpath("weights.pt").read_bytes())
+            write_text_atomic(folder / "plan.json", run.pick(same).joinpath("plan.json").read_text())
+            info = {**run.done_info(f"finalize:{same}"), "same_as": same}
+            run.mark_done(stage, info)
+            summary[name] = info
+            reporter.info(f"{name}: the same network as the {same} pick; its fine-tuned weights are shared")
             continue
         reporter.stage("finalize", f"{name}: fine-tuning for {inputs.cfg.finalize.epochs} epochs")
         if plan is None:
@@ -119,9 +143,9 @@ def finalize_stage(
         else:
             model = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
         acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
-        model = _finetune_copy(model, inputs, base)
+        teacher = finalize_teacher(inputs, run, base) if plan is not None else base
+        model = finetune_pick(model, inputs, teacher)
         acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before
-        folder = run.root / "finalize" / name if plan is None else run.pick(name)
         write_bytes_atomic(folder / "weights.pt", state_bytes(model))
         if plan is not None:
             write_text_atomic(folder / "plan.json", plan.to_json())
@@ -137,7 +161,7 @@ def finalize_stage(
     return summary
 
 
-def _verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[Any, str, bool]:
+def verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[Any, str, bool]:
     """(runtime, where, on_target): the target's runtime when usable here, else ONNX Runtime on this
     CPU (said plainly; host timings are then never judged against the target's latency table)."""
     from edgeprune.errors import RuntimeUnavailableError
@@ -171,7 +195,7 @@ def ship_stage(
     cfg, profile, d = inputs.cfg, inputs.profile, inputs.data
     precision = profile.precision if cfg.ship.precision == "auto" else cfg.ship.precision
     predictor = predictor_for(profile)
-    runtime, where, on_target = _verification_runtime(profile, reporter)
+    runtime, where, on_target = verification_runtime(profile, reporter)
     reference = latency_reference(profile) if on_target else None
     test = d.test.head(cfg.ship.verify_images)  # splits are shuffled: a fair sample of every class
     thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
