@@ -156,6 +156,7 @@ def test_ensemble_of_front_members(finished_run, monkeypatch, capsys):
     assert "not an edgeprune run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # a full compile (CONTRIBUTING: end-to-end runs are the slow tier)
 def test_rank_genes_job_ships_factorised_picks(tmp_path, small_config, capsys):
     """--rank-genes end to end: factorised networks on the front, shipped picks verified on ONNX Runtime."""
     import csv

@@ -26,6 +26,7 @@ def run_copy(transfer_run, tmp_path, frozen_profiles, monkeypatch) -> Path:
     return Path(shutil.copytree(transfer_run, tmp_path / "run"))
 
 
+@pytest.mark.slow  # a full compile (CONTRIBUTING: end-to-end runs are the slow tier)
 def test_base_network_of_a_transfer_run_is_the_transfer_network(run_copy):
     cfg = CompileConfig.from_yaml(run_copy / "config.yaml")
     assert cfg.model.name == "resnet20" and cfg.model.transfer  # config.yaml names the backbone
@@ -38,6 +39,7 @@ def test_base_network_of_a_transfer_run_is_the_transfer_network(run_copy):
     assert base(torch.zeros(2, 3, 32, 32)).shape == (2, 6)
 
 
+@pytest.mark.slow  # a full compile (CONTRIBUTING: end-to-end runs are the slow tier)
 def test_ensemble_of_a_transfer_run(run_copy, capsys):
     rc = main(["ensemble", str(run_copy), "--size", "2", "--json"])
     captured = capsys.readouterr()

@@ -35,6 +35,7 @@ def _snapshot(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.slow  # a full compile (CONTRIBUTING: end-to-end runs are the slow tier)
 def test_a_run_that_died_in_the_first_generation_resumes(tmp_path, frozen_profiles, monkeypatch, capsys):
     from edgeprune.search.evaluator import Evaluator
 

@@ -3,6 +3,7 @@
 
 import json
 
+import pytest
 import torch
 import yaml
 
@@ -14,6 +15,7 @@ from edgeprune.models import build_model, load_weights
 from edgeprune.pipeline.pretrain import train_head
 
 
+@pytest.mark.slow  # a full compile (CONTRIBUTING: end-to-end runs are the slow tier)
 def test_transfer_compile_ships_verified_picks_with_a_frozen_backbone(transfer_run, animals):
     out = transfer_run
     stored = yaml.safe_load((out / "config.yaml").read_text())
@@ -50,6 +52,7 @@ def test_transfer_compile_ships_verified_picks_with_a_frozen_backbone(transfer_r
     assert acc > 0.6
 
 
+@pytest.mark.slow  # a full compile (CONTRIBUTING: end-to-end runs are the slow tier)
 def test_transfer_pick_rebuilds_from_its_directory(transfer_run):
     from edgeprune.export.manifest import read_manifest
     from edgeprune.verify.rebuild import rebuild_torch_model

@@ -63,6 +63,7 @@ print([(r.candidates[i].plan.key(), r.candidates[i].metrics["error"]) for i in r
 """
 
 
+@pytest.mark.slow  # a kill and resume of three search subprocesses (the slow tier)
 def test_sigkill_then_resume_gives_the_same_front(tmp_path, digits_weights):
     script = tmp_path / "s.py"
     script.write_text(_KILL_SCRIPT)
