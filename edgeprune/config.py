@@ -8,13 +8,14 @@ this module holds the base and the configs the first stage (load) needs.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, EdgepruneError
 
 CONFIG_VERSION = 1
 
@@ -25,6 +26,20 @@ def describe_validation_error(err: ValidationError, where: str) -> str:
     loc = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
     msg = str(first.get("msg", "invalid")).removeprefix("Value error, ")  # our validators' own words
     return f"{where}: field '{loc}': {msg}"
+
+
+def read_document(path: str | Path, what: str, error: type[EdgepruneError] = ConfigError) -> Any:
+    """The data of a JSON (``.json``) or YAML (anything else) file; a missing, unreadable or malformed
+    file is one line of ``error`` naming ``what`` and the path."""
+    path = Path(path)
+    fmt = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        text = path.read_text()
+        return json.loads(text) if fmt == "JSON" else yaml.safe_load(text)
+    except FileNotFoundError:
+        raise error(f"{what} not found: {path}") from None
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise error(f"{what} {path} is not readable {fmt}: {err}".splitlines()[0]) from None
 
 
 class FrozenConfig(BaseModel):
@@ -57,13 +72,7 @@ class FrozenConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: str | Path) -> Self:
         """Load and validate a YAML file."""
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {path}") from None
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"config file {path} is not readable YAML: {err}".splitlines()[0]) from None
+        data = read_document(path, "config file")
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path} must hold a mapping at top level")
         return cls.from_mapping(data, where=str(path))

@@ -22,11 +22,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from edgeprune.atomic import write_text_atomic
+from edgeprune.config import read_document
 from edgeprune.errors import VerificationError
 
 MANIFEST_NAME = "manifest.json"
@@ -94,12 +94,9 @@ def write_manifest(
 def read_manifest(pick_dir: Path) -> Manifest:
     """Parse ``pick_dir/manifest.json``; missing or malformed is a :class:`VerificationError`."""
     path = Path(pick_dir) / MANIFEST_NAME
-    try:
-        data: Any = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise VerificationError(f"no manifest.json in {pick_dir}") from None
-    except (OSError, ValueError) as err:
-        raise VerificationError(f"{path} is not valid JSON: {err}") from None
+    if not path.is_file():
+        raise VerificationError(f"no manifest.json in {pick_dir}")
+    data = read_document(path, "manifest", VerificationError)
     try:
         return Manifest.model_validate(data)
     except ValidationError as err:

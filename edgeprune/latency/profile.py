@@ -22,10 +22,9 @@ import sys
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
-from edgeprune.config import FrozenConfig, describe_validation_error
+from edgeprune.config import FrozenConfig, describe_validation_error, read_document
 from edgeprune.errors import ConfigError, ProfileError
 from edgeprune.latency.runtimes import RUNTIME_KINDS, profiled_runtimes
 
@@ -158,10 +157,7 @@ def profiles_dirs() -> list[Path]:
 
 
 def _parse(path: Path) -> HardwareProfile:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise ProfileError(f"profile {path} is not readable YAML: {err}".splitlines()[0]) from None
+    data = read_document(path, "profile", ProfileError)
     if not isinstance(data, dict):
         raise ProfileError(f"profile {path} must hold a mapping at top level")
     try:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeprune.atomic import write_text_atomic
+from edgeprune.config import read_document
 from edgeprune.errors import ProfileError
 from edgeprune.latency.kernels import KernelKey
 
@@ -190,11 +191,4 @@ class LatencyTable:
     @classmethod
     def load(cls, path: str | Path) -> LatencyTable:
         """Read and validate a table; :class:`ProfileError` with one line when it is malformed."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ProfileError(f"latency table not found: {path}") from None
-        except (OSError, ValueError) as err:
-            raise ProfileError(f"latency table {path} is not readable JSON: {err}".splitlines()[0]) from None
-        return cls.from_data(data, str(path))
+        return cls.from_data(read_document(path, "latency table", ProfileError), str(path))

@@ -43,7 +43,7 @@ def test_missing_listed_file_and_bad_manifest(tmp_path):
     with pytest.raises(VerificationError, match="missing"):
         check_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(VerificationError, match="not valid JSON"):
+    with pytest.raises(VerificationError, match="not readable JSON"):
         read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text('{"files": {}}')
     with pytest.raises(VerificationError, match="field"):
