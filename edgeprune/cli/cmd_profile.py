@@ -87,7 +87,8 @@ def command(
     from edgeprune.latency.profile import target_profile
     from edgeprune.latency.profile_run import run_profile
 
-    target_profile(target, threads, precision)  # a bad target or precision is one line before any progress bar
+    # a bad target or precision is one line before any progress bar
+    target_profile(target, threads, precision)
     console = Console(stderr=True, quiet=quiet)
     token = token or os.environ.get("EDGEPRUNE_AGENT_TOKEN")
     with Progress(

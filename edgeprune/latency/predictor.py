@@ -251,7 +251,12 @@ def _net_overhead_models(
     with the same stem), the :class:`OverheadModel` of its profiled networks at ``precision``."""
     points: dict[KernelKey, list[tuple[int, int, float, float]]] = defaultdict(list)
     for k, e in table.entries.items():
-        if k.op == OVERHEAD_KEY_OP and k.variant.startswith("net-") and k.cout > 0 and k.precision == precision:
+        if (
+            k.op == OVERHEAD_KEY_OP
+            and k.variant.startswith("net-")
+            and k.cout > 0
+            and k.precision == precision
+        ):
             total = table.get(replace(k, variant="total-" + k.variant.removeprefix("net-")))
             kernels_ms = total.median_ms - e.median_ms if total is not None else 0.0
             points[k.with_channels(k.cin, 0, 0)].append((k.cout, k.mid, kernels_ms, e.median_ms))

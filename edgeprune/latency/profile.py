@@ -110,7 +110,6 @@ class HardwareProfile(FrozenConfig):
             update={"threads": threads, "description": f"{self.description} ({threads} threads)"}
         )
 
-
     def with_precision(self, precision: str) -> HardwareProfile:
         """This target running ``precision`` models: what a run searches for when it ships another
         precision than the profile's own (``compile --precision int8``).

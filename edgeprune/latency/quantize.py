@@ -169,9 +169,7 @@ def quantize_onnx(
         except EdgepruneError:
             raise
         except Exception as err:  # ORT's quantizer raises assorted types
-            raise error(
-                f"INT8 quantization of {where} failed: {str(err).splitlines()[0][:300]}"
-            ) from None
+            raise error(f"INT8 quantization of {where} failed: {str(err).splitlines()[0][:300]}") from None
 
 
 @contextlib.contextmanager

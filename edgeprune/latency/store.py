@@ -171,7 +171,8 @@ def choose_table(profile: HardwareProfile) -> TableChoice:
             return TableChoice(ELSEWHERE, path, table, f"measured elsewhere ({device_line(table)})")
         if own_lacks:
             return TableChoice(
-                "missing", note=f"this machine's {profile.name} table holds no {profile.precision} kernels yet"
+                "missing",
+                note=f"this machine's {profile.name} table holds no {profile.precision} kernels yet",
             )
         return TableChoice("missing", note=f"no {what} table for this machine yet")
     ref = reference_table_path(profile)

@@ -53,7 +53,9 @@ def _say_fp32_beside(inputs: Inputs, keys: Sequence[KernelKey], reporter: Report
     except (ConfigError, ProfileError):
         covered = False
     if covered:
-        reporter.info(f"latency on {p.name}: {p.precision} searched, FP32 from the same table shown beside it")
+        reporter.info(
+            f"latency on {p.name}: {p.precision} searched, FP32 from the same table shown beside it"
+        )
     else:
         reporter.info(
             f"latency on {p.name}: {p.precision} only (this device's table does not price the space in FP32; "

@@ -145,7 +145,9 @@ class Evaluator:
         if self.fp32_predictor is None:
             return None
         try:
-            return float(self.fp32_predictor.predict_kernels_ms([replace(k, precision="fp32") for k in kernels]))
+            return float(
+                self.fp32_predictor.predict_kernels_ms([replace(k, precision="fp32") for k in kernels])
+            )
         except ProfileError:
             return None
 

@@ -122,10 +122,14 @@ def test_profile_cli_measures_int8(tmp_path, monkeypatch):
         def describe(self):
             return {"recipe": "stand-in"}
 
-    monkeypatch.setattr(pr, "profile_quantizer", lambda profile: _Stamp() if profile.precision == "int8" else None)
+    monkeypatch.setattr(
+        pr, "profile_quantizer", lambda profile: _Stamp() if profile.precision == "int8" else None
+    )
     # the unpruned network's kernels stand for its space's (enumerating the space takes a minute)
     monkeypatch.setattr(
-        pr, "space_kernels", lambda profile, model, shape, ranks=False: extract_kernels(model, shape, profile.precision)
+        pr,
+        "space_kernels",
+        lambda profile, model, shape, ranks=False: extract_kernels(model, shape, profile.precision),
     )
     monkeypatch.setattr(pr, "calibration_networks", lambda *a, **k: [])
     monkeypatch.setattr(profiler, "measure_kernel", lambda key, timer, models=None: (0.002, 0.002, 0.002, 5))

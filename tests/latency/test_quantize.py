@@ -40,6 +40,8 @@ def test_a_failed_quantization_is_one_line_of_the_callers_error(tmp_path, monkey
     base, _ = kernel_models(KernelKey("conv", 8, 8, 3, 0, 16, variant="input"))
     out = tmp_path / "m.int8.onnx"
     x = np.zeros((2, 3, 8, 8), np.float32)
-    with pytest.raises(ProfileError, match=r"INT8 quantization of a model failed: calibration ran out of memory$"):
+    with pytest.raises(
+        ProfileError, match=r"INT8 quantization of a model failed: calibration ran out of memory$"
+    ):
         quantize_onnx(base, x, load_recipe("host-cpu"), out, error=ProfileError)
     assert list(tmp_path.iterdir()) == []  # nothing left behind

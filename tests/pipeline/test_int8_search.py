@@ -33,7 +33,10 @@ def test_ship_precision_is_the_precision_searched(tmp_path):
     spec = evaluator_spec(inputs, RunDir(tmp_path / "run"))
     assert EvaluatorSpec.from_dict(spec.to_dict()).precision == "int8"  # what a Ray worker rebuilds
     auto = validate_inputs(resolve_config(None, {}))
-    assert auto.profile.precision == "fp32" and "precision" not in evaluator_spec(auto, RunDir(tmp_path)).to_dict()
+    assert (
+        auto.profile.precision == "fp32"
+        and "precision" not in evaluator_spec(auto, RunDir(tmp_path)).to_dict()
+    )
 
 
 def _inputs(profile, name="resnet20", shape=(3, 32, 32)):
@@ -109,7 +112,10 @@ def test_compile_int8_searches_on_int8_latency(tmp_path, small_config, monkeypat
     assert main(["profile", "--target", "host-cpu", "--model", "digits-resnet", "--num-classes", "10",
                  "--input-shape", "1,8,8", "--passes", "1", "--runs", "30", "--quiet"]) == 0  # fmt: skip
     out = tmp_path / "run"
-    assert main(["compile", "--quiet", "--config", str(small_config), "--out", str(out), "--precision", "int8"]) == 0
+    assert (
+        main(["compile", "--quiet", "--config", str(small_config), "--out", str(out), "--precision", "int8"])
+        == 0
+    )
     int8 = target_profile("host-cpu", precision="int8")
     table = LatencyTable.load(own_table_path(host))
     assert table.precisions == {"fp32", "int8"} and "int8" in table.provenance["quantization"]
