@@ -11,8 +11,14 @@ The FLOPs line ``t = a·MACs`` is fitted out of sample: ``a`` fitted (least squa
 on one half of the networks predicts the other half, and the other way round. Printed and written as
 JSON: share within ±5 % and ±10 %, RMS % error and Kendall τ, table against the FLOPs line.
 
+With ``--precision int8`` the table is profiled in INT8 (every kernel quantized with the target's
+recipe, as ``compile --precision int8`` measures it) and each network is timed as it is shipped: exported
+and simplified by ``edgeprune.export.export_onnx``, then quantized by ``edgeprune.export.quantize_int8``
+with the target's recipe (calibration on 64 seeded standard-normal images: the networks have random
+weights, and the graph timed does not depend on the calibration ranges).
+
     python benchmarks/latency_fidelity.py [--n 40] [--threads 1,2] [--passes 5] [--runs 200] [--seed 0]
-        [--families resnet56,torchvision:mobilenet_v2@32,torchvision:mobilenet_v3_small@48]
+        [--families resnet56,torchvision:mobilenet_v2@32,torchvision:mobilenet_v3_small@48] [--precision int8]
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from torch import nn
 
 from edgeprune.config import ModelConfig
 from edgeprune.graph import analyze, apply_plan
-from edgeprune.latency import extract_kernels, load_profile, predictor_for
+from edgeprune.latency import HardwareProfile, extract_kernels, load_profile, predictor_for
 from edgeprune.latency.kernel_models import export_onnx
 from edgeprune.latency.profile_run import profile_model
 from edgeprune.latency.timing import describe_fingerprint, ort_cpu_fingerprint, time_models_ms
@@ -79,6 +85,21 @@ def measure_end_to_end_ms(
     return best
 
 
+def shipped_int8_onnx(
+    net: nn.Module, shape: tuple[int, int, int], profile: HardwareProfile, seed: int
+) -> bytes:
+    """``net`` as ``compile --precision int8`` ships it: ONNX export (simplified), then the target's recipe."""
+    from edgeprune.export import export_onnx as ship_onnx
+    from edgeprune.export import load_recipe, quantize_int8
+
+    recipe = load_recipe(profile.name).model_copy(update={"num_samples": 64})
+    calib = np.random.default_rng(seed).standard_normal((64, *shape)).astype(np.float32)
+    with tempfile.TemporaryDirectory(prefix="edgeprune-fidelity-int8-") as tmp:
+        ship_onnx(net, torch.zeros(1, *shape), Path(tmp) / "model.onnx")
+        art = quantize_int8(Path(tmp) / "model.onnx", calib, recipe, Path(tmp) / "model.int8.onnx")
+        return art.model_path.read_bytes()
+
+
 def figures(pred: np.ndarray, meas: np.ndarray) -> dict[str, float]:
     err = pred / meas - 1.0
     return {
@@ -117,15 +138,21 @@ def main() -> None:
         help="comma-separated MODEL[@SIZE]; add --ranks for resnet56's rank genes",
     )
     ap.add_argument("--ranks", action="store_true", help="search spaces with rank genes (low-rank factors)")
-    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latency_fidelity.json")
+    ap.add_argument(
+        "--precision", default="fp32", choices=("fp32", "int8"), help="precision profiled and timed"
+    )
+    ap.add_argument("--out", type=Path, help="default: benchmarks/results/latency_fidelity[_int8].json")
     args = ap.parse_args()
+    suffix = "" if args.precision == "fp32" else f"_{args.precision}"
+    out = args.out or ROOT / "benchmarks" / "results" / f"latency_fidelity{suffix}.json"
+    load_at_start = [round(v, 2) for v in os.getloadavg()]  # the machine may be shared: say how busy it was
     home = tempfile.mkdtemp(prefix="edgeprune-fidelity-")
     os.environ["EDGEPRUNE_HOME"] = home  # a new machine: no table of it exists yet
     base_profile = load_profile(args.target)
     results: dict[str, dict] = {}
     start = time.time()
     for threads in (int(t) for t in args.threads.split(",")):
-        profile = base_profile.with_threads(threads)
+        profile = base_profile.with_threads(threads).with_precision(args.precision)
         for spec in args.families.split(","):
             rng = np.random.default_rng(args.seed)
             torch.manual_seed(args.seed)  # weights do not matter for timing; fixed for reproducible exports
@@ -141,10 +168,15 @@ def main() -> None:
             predictor = predictor_for(profile)
             make = space_sampler(loaded.model, shape, profile.channel_multiple, rng, args.ranks)
             nets = [make() for _ in range(args.n)]
-            keys = [extract_kernels(m, shape) for m in nets]
+            keys = [extract_kernels(m, shape, profile.precision) for m in nets]
             pred = np.array([predictor.predict_kernels_ms(k) for k in keys])
             macs = np.array([sum(k.macs for k in ks) for ks in keys], dtype=np.float64)
-            onnx_models = [export_onnx(m, (1, *shape)) for m in nets]
+            if profile.precision == "int8":
+                onnx_models = [
+                    shipped_int8_onnx(m, shape, profile, args.seed + i) for i, m in enumerate(nets)
+                ]
+            else:
+                onnx_models = [export_onnx(m, (1, *shape)) for m in nets]
             print(
                 f"{spec} @ {threads} thread(s): table of {summary.kernels} kernels profiled in {profile_s:.0f} s "
                 f"({predictor.source}); {args.n} networks, {macs.min() / 1e6:.1f}-{macs.max() / 1e6:.1f} M MACs",
@@ -153,7 +185,8 @@ def main() -> None:
             meas = measure_end_to_end_ms(onnx_models, threads, args.passes, args.runs, rng)
             flops = flops_out_of_sample(macs, meas, rng)
             results[f"{spec}/t{threads}"] = {
-                "family": spec, "input_shape": list(shape), "threads": threads, "n": args.n,
+                "family": spec, "input_shape": list(shape), "threads": threads, "precision": profile.precision,
+                "n": args.n,
                 "table_kernels": summary.kernels, "profile_s": round(profile_s, 1), "source": predictor.source,
                 "table": figures(pred, meas), "flops_out_of_sample": figures(flops, meas),
                 "measured_ms": {"min": round(float(meas.min()), 4), "max": round(float(meas.max()), 4)},
@@ -173,7 +206,10 @@ def main() -> None:
     payload = {
         "command": command_line(__file__, args),
         "target": args.target,
+        "precision": args.precision,
         "device": describe_fingerprint(ort_cpu_fingerprint(1)),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
         "elapsed_s": round(time.time() - start, 1),
         "bar": {
             "threads_1": {"within_10pct": 0.99, "within_5pct": 0.90, "kendall_tau": 0.95},
@@ -182,7 +218,7 @@ def main() -> None:
         },
         "results": results,
     }
-    print(f"wrote {write_result(args.out, payload)}")
+    print(f"wrote {write_result(out, payload)}")
 
 
 if __name__ == "__main__":
