@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edgeprune.errors import ConfigError
+from edgeprune.errors import ConfigError, DataError
 from edgeprune.latency.timing import LatencyStats
 from edgeprune.registry import Registry
 
@@ -83,3 +83,35 @@ def run_in_chunks(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch
             chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), dtype=chunk.dtype)])
         outs.append(call(chunk)[:n])
     return np.concatenate(outs)
+
+
+def check_input(x: np.ndarray, shape: tuple[int | str, ...], where: str) -> np.ndarray:
+    """``x`` as contiguous float32 NCHW matching ``shape`` in C, H, W; a mismatch is a :class:`DataError`."""
+    if x.ndim != len(shape) or any(
+        isinstance(s, int) and s != d for s, d in zip(shape[1:], x.shape[1:], strict=True)
+    ):
+        want = "x".join(str(s) for s in shape)
+        raise DataError(f"{where} expects input of shape {want}, got {'x'.join(map(str, x.shape))}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+class ChunkedSession:
+    """What every session shares: its input is checked against the model's, and a model of a static
+    batch runs a larger input in chunks (:func:`run_in_chunks`). Subclasses set ``path``,
+    ``input_shape`` and ``batch`` and implement ``call`` (one batch, no checks)."""
+
+    path: Path
+    input_shape: tuple[int | str, ...]
+    batch: int | None
+
+    def call(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def checked(self, x: np.ndarray, one_batch: bool = False) -> np.ndarray:
+        """``x`` checked (and, with ``one_batch``, cut to the model's static batch: what a benchmark times)."""
+        x = check_input(x, self.input_shape, str(self.path))
+        return x[: self.batch] if one_batch and self.batch is not None else x
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Logits for a float32 NCHW batch (batches larger than a static batch are run in chunks)."""
+        return run_in_chunks(self.call, self.checked(x), self.batch)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeprune.errors import DataError, RuntimeUnavailableError, VerificationError
+from edgeprune.errors import RuntimeUnavailableError, VerificationError
 from edgeprune.latency.timing import (
     LatencyStats,
     benchmark_callable,
@@ -22,7 +22,7 @@ from edgeprune.latency.timing import (
     import_onnxruntime,
     ort_session_options,
 )
-from edgeprune.runtime.base import RUNTIMES, run_in_chunks
+from edgeprune.runtime.base import RUNTIMES, ChunkedSession
 
 PROVIDERS = {
     "onnxruntime-cpu": ["CPUExecutionProvider"],
@@ -31,17 +31,7 @@ PROVIDERS = {
 }
 
 
-def check_input(x: np.ndarray, shape: tuple[int | str, ...], where: str) -> np.ndarray:
-    """``x`` as contiguous float32 NCHW matching ``shape`` in C, H, W; a mismatch is a :class:`DataError`."""
-    if x.ndim != len(shape) or any(
-        isinstance(s, int) and s != d for s, d in zip(shape[1:], x.shape[1:], strict=True)
-    ):
-        want = "x".join(str(s) for s in shape)
-        raise DataError(f"{where} expects input of shape {want}, got {'x'.join(map(str, x.shape))}")
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-class OrtSession:
+class OrtSession(ChunkedSession):
     """A model loaded in ONNX Runtime."""
 
     def __init__(self, sess: Any, path: Path):
@@ -54,22 +44,15 @@ class OrtSession:
         )
         self.providers: list[str] = sess.get_providers()
         b = self.input_shape[0]
-        self._batch = b if isinstance(b, int) else None
+        self.batch = b if isinstance(b, int) else None
 
-    def _call(self, x: np.ndarray) -> np.ndarray:
+    def call(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self._sess.run(None, {self.input_name: x})[0])
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = check_input(x, self.input_shape, str(self.path))
-        return run_in_chunks(self._call, x, self._batch)
 
     def benchmark(
         self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3
     ) -> LatencyStats:
-        x = check_input(x, self.input_shape, str(self.path))
-        if self._batch is not None:
-            x = x[: self._batch]
-        feed = {self.input_name: x}
+        feed = {self.input_name: self.checked(x, one_batch=True)}
         return benchmark_callable(
             lambda: self._sess.run(None, feed), warmup=warmup, repetitions=repetitions, passes=passes
         )

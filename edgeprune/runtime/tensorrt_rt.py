@@ -27,8 +27,7 @@ from edgeprune.latency.tensorrt_profiler import (
     torch_cuda,
 )
 from edgeprune.latency.timing import LatencyStats, stats_of
-from edgeprune.runtime.base import RUNTIMES, run_in_chunks
-from edgeprune.runtime.onnxruntime_rt import check_input
+from edgeprune.runtime.base import RUNTIMES, ChunkedSession
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -60,7 +59,7 @@ def build_engine(
     return engine_path
 
 
-class TensorRTSession:
+class TensorRTSession(ChunkedSession):
     """A deserialised engine with one input and one output, run on CUDA tensors."""
 
     def __init__(self, path: Path):
@@ -84,11 +83,12 @@ class TensorRTSession:
         self.input_name, self._output_name = inputs[0], outputs[0]
         shape = tuple(self._engine.get_tensor_shape(self.input_name))
         self.input_shape: tuple[int | str, ...] = tuple(d if d >= 0 else "batch" for d in shape)
-        self._batch = shape[0] if shape[0] >= 0 else None
+        self.batch = shape[0] if shape[0] >= 0 else None
         self._stream = torch.cuda.Stream()
         self._torch = torch
 
-    def _call(self, x: np.ndarray) -> np.ndarray:
+    def _bind(self, x: np.ndarray) -> tuple[Any, Any]:
+        """``x`` copied to the GPU and an output tensor of the matching shape, both bound to the context."""
         torch = self._torch
         xin = torch.from_numpy(x).cuda()
         self._context.set_input_shape(self.input_name, tuple(xin.shape))
@@ -96,27 +96,19 @@ class TensorRTSession:
         out = torch.empty(out_shape, dtype=torch.float32, device="cuda")
         self._context.set_tensor_address(self.input_name, xin.data_ptr())
         self._context.set_tensor_address(self._output_name, out.data_ptr())
+        return xin, out
+
+    def call(self, x: np.ndarray) -> np.ndarray:
+        _, out = self._bind(x)
         self._context.execute_async_v3(self._stream.cuda_stream)
         self._stream.synchronize()
         return out.cpu().numpy()
-
-    def run(self, x: np.ndarray) -> np.ndarray:
-        x = check_input(x, self.input_shape, str(self.path))
-        return run_in_chunks(self._call, x, self._batch)
 
     def benchmark(
         self, x: np.ndarray, warmup: int = 30, repetitions: int = 100, passes: int = 3
     ) -> LatencyStats:
         """Device time of one execution with the input already on the GPU (no host copies)."""
-        torch = self._torch
-        x = check_input(x, self.input_shape, str(self.path))
-        xin = torch.from_numpy(x[: self._batch] if self._batch else x).cuda()
-        self._context.set_input_shape(self.input_name, tuple(xin.shape))
-        out = torch.empty(
-            tuple(self._context.get_tensor_shape(self._output_name)), dtype=torch.float32, device="cuda"
-        )
-        self._context.set_tensor_address(self.input_name, xin.data_ptr())
-        self._context.set_tensor_address(self._output_name, out.data_ptr())
+        _bound = self._bind(self.checked(x, one_batch=True))  # the tensors stay alive while timing
 
         def execute(stream: Any) -> None:
             self._context.execute_async_v3(stream.cuda_stream)
