@@ -21,6 +21,8 @@ def config_stage(field: str) -> str:
     """The first stage of ``edgeprune compile`` whose outcome a dotted config field changes: ``prepare``
     (model, data, target, pretraining: the base network and the data splits), ``search``, ``finalize``
     or ``ship``. ``--resume`` accepts a changed field only while that stage has finished nothing."""
+    if field == "ship.precision":
+        return "search"  # the search's latency objective is the shipped precision's
     head = field.split(".", 1)[0]
     return head if head in ("search", "finalize", "ship") else "prepare"
 

@@ -119,7 +119,10 @@ def _changed(**over: dict) -> CompileConfig:
         (["search"], {"finalize": {"epochs": 2}}, None),
         (["search", "finalize:baseline"], {"finalize": {"epochs": 2}}, "already fine-tuned"),
         (["search", "finalize:fast"], {"ship": {"verify_images": 50}}, None),
-        (["search", "finalize:fast", "ship:accurate"], {"ship": {"precision": "int8"}}, "already shipped"),
+        (["search", "finalize:fast", "ship:accurate"], {"ship": {"verify_images": 50}}, "already shipped"),
+        # the shipped precision is the search's latency objective: until the search has finished
+        ([], {"ship": {"precision": "int8"}}, None),
+        (["search"], {"ship": {"precision": "int8"}}, "search has finished"),
     ],
 )
 def test_resume_accepts_a_change_only_while_its_stage_has_finished_nothing(tmp_path, done, over, refused):
@@ -137,7 +140,8 @@ def test_resume_accepts_a_change_only_while_its_stage_has_finished_nothing(tmp_p
 def test_config_stage():
     assert config_stage("search.budget_ms") == "search"
     assert config_stage("finalize.epochs") == "finalize"
-    assert config_stage("ship.precision") == "ship"
+    assert config_stage("ship.precision") == "search"  # the search prices the shipped precision
+    assert config_stage("ship.verify_images") == "ship"
     for field in ("model.weights", "data.seed", "target", "pretrain.epochs", "version"):
         assert config_stage(field) == "prepare"
 
