@@ -1,0 +1,89 @@
+"""How repeatable is an end-to-end ONNX Runtime timing, by thread count and thread spinning?
+
+Random MobileNetV2 (32x32) networks from edgeprune's search space are each timed twice, in two
+independent measurements (each: ``--passes`` shuffled passes, a fresh session per network per pass,
+median of ``--runs`` calls after 30 warm-up calls, minimum over passes — the fidelity benchmark's
+method). One measurement judged against the other is the ceiling any latency predictor can reach
+against such measurements. Configurations: 1 thread, 2 threads with ``session.intra_op.allow_spinning``
+off (what edgeprune times and ships today) and 2 threads with it on (ONNX Runtime's default).
+
+    python benchmarks/ort_repeatability.py --n 30 --passes 3 --runs 200 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_common import command_line, write_result
+from latency_fidelity import figures, space_sampler
+
+from edgeprune.config import ModelConfig
+from edgeprune.latency.kernel_models import export_onnx
+from edgeprune.latency.timing import import_onnxruntime, sample_interleaved, zero_feed
+from edgeprune.models import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"t1": (1, "0"), "t2_spin_off": (2, "0"), "t2_spin_on": (2, "1")}
+
+
+def session(model: bytes, threads: int, spin: str):  # type: ignore[no-untyped-def]
+    ort = import_onnxruntime()
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    so.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def measure(
+    nets: list[bytes], threads: int, spin: str, passes: int, runs: int, rng: np.random.Generator
+) -> np.ndarray:
+    best = np.full(len(nets), np.inf)
+    for _ in range(passes):
+        for i in rng.permutation(len(nets)):
+            s = session(nets[i], threads, spin)
+            call = functools.partial(s.run, None, zero_feed(s))
+            best[i] = min(
+                best[i],
+                float(np.median(sample_interleaved([call], warmup=30, repetitions=runs, passes=1)[0][0])),
+            )
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=30)
+    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ort_repeatability.json")
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    model = build_model(ModelConfig(name="torchvision:mobilenet_v2", num_classes=10)).model
+    make = space_sampler(model, (3, 32, 32), 8, rng)
+    nets = [export_onnx(make(), (1, 3, 32, 32)) for _ in range(args.n)]
+    load = [round(v, 2) for v in os.getloadavg()]
+    results = {}
+    for name, (threads, spin) in CONFIGS.items():
+        a = measure(nets, threads, spin, args.passes, args.runs, rng)
+        b = measure(nets, threads, spin, args.passes, args.runs, rng)
+        results[name] = {"threads": threads, "allow_spinning": spin == "1", "median_ms": round(float(np.median(a)), 4),
+                         "range_ms": [round(float(a.min()), 4), round(float(a.max()), 4)], "repeat": figures(b, a)}  # fmt: skip
+        f = results[name]["repeat"]
+        print(f"{name:12s} median {results[name]['median_ms']:.4f} ms  second vs first: within 5% "
+              f"{f['within_5pct']:.0%}, within 10% {f['within_10pct']:.0%}, RMS {f['rms_pct_error']:.1f}%, tau {f['kendall_tau']:.3f}", flush=True)  # fmt: skip
+    out = {"benchmark": "ort_repeatability", "family": "torchvision:mobilenet_v2@32", "n": args.n,
+           "load_average_at_start": load, "load_average_at_end": [round(v, 2) for v in os.getloadavg()],
+           "results": results, "command": command_line(__file__, args)}  # fmt: skip
+    print(f"wrote {write_result(args.out, out)}")
+
+
+if __name__ == "__main__":
+    main()
