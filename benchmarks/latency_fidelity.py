@@ -73,15 +73,22 @@ def space_sampler(
 
 
 def measure_end_to_end_ms(
-    models: list[bytes], threads: int, passes: int, runs: int, rng: np.random.Generator
+    models: list[bytes],
+    threads: int,
+    passes: int,
+    runs: int,
+    rng: np.random.Generator,
+    spinning: bool = False,
+    quiet: bool = False,
 ) -> np.ndarray:
     """Min over passes (shuffled order, fresh session each) of the median of ``runs`` timed calls."""
     best = np.full(len(models), np.inf)
     for p in range(passes):
         for i in rng.permutation(len(models)):
-            samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs)[0]
+            samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs, spinning=spinning)[0]
             best[i] = min(best[i], float(np.median(samples)))
-        print(f"    pass {p + 1}/{passes} done", flush=True)
+        if not quiet:
+            print(f"    pass {p + 1}/{passes} done", flush=True)
     return best
 
 

@@ -1,9 +1,9 @@
 """How repeatable is an end-to-end ONNX Runtime timing, by thread count and thread spinning?
 
 Random MobileNetV2 (32x32) networks from edgeprune's search space are each timed twice, in two
-independent measurements (each: ``--passes`` shuffled passes, a fresh session per network per pass,
-median of ``--runs`` calls after 30 warm-up calls, minimum over passes — the fidelity benchmark's
-method). One measurement judged against the other is the ceiling any latency predictor can reach
+independent measurements (the fidelity benchmark's ``measure_end_to_end_ms``: ``--passes`` shuffled passes, a
+fresh session per network per pass, median of ``--runs`` calls after 30 warm-up calls, minimum over
+passes). One measurement judged against the other is the ceiling any latency predictor can reach
 against such measurements. Configurations: 1 thread, 2 threads with ``session.intra_op.allow_spinning``
 off (what edgeprune times and ships today) and 2 threads with it on (ONNX Runtime's default).
 
@@ -13,47 +13,20 @@ off (what edgeprune times and ships today) and 2 threads with it on (ONNX Runtim
 from __future__ import annotations
 
 import argparse
-import functools
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from bench_common import command_line, write_result
-from latency_fidelity import figures, space_sampler
+from latency_fidelity import figures, measure_end_to_end_ms, space_sampler
 
 from edgeprune.config import ModelConfig
 from edgeprune.latency.kernel_models import export_onnx
-from edgeprune.latency.timing import import_onnxruntime, sample_interleaved, zero_feed
 from edgeprune.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = {"t1": (1, "0"), "t2_spin_off": (2, "0"), "t2_spin_on": (2, "1")}
-
-
-def session(model: bytes, threads: int, spin: str):  # type: ignore[no-untyped-def]
-    ort = import_onnxruntime()
-    so = ort.SessionOptions()
-    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    so.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
-
-
-def measure(
-    nets: list[bytes], threads: int, spin: str, passes: int, runs: int, rng: np.random.Generator
-) -> np.ndarray:
-    best = np.full(len(nets), np.inf)
-    for _ in range(passes):
-        for i in rng.permutation(len(nets)):
-            s = session(nets[i], threads, spin)
-            call = functools.partial(s.run, None, zero_feed(s))
-            best[i] = min(
-                best[i],
-                float(np.median(sample_interleaved([call], warmup=30, repetitions=runs, passes=1)[0][0])),
-            )
-    return best
+CONFIGS = {"t1": (1, False), "t2_spin_off": (2, False), "t2_spin_on": (2, True)}
 
 
 def main() -> None:
@@ -72,9 +45,10 @@ def main() -> None:
     load = [round(v, 2) for v in os.getloadavg()]
     results = {}
     for name, (threads, spin) in CONFIGS.items():
-        a = measure(nets, threads, spin, args.passes, args.runs, rng)
-        b = measure(nets, threads, spin, args.passes, args.runs, rng)
-        results[name] = {"threads": threads, "allow_spinning": spin == "1", "median_ms": round(float(np.median(a)), 4),
+        a, b = (
+            measure_end_to_end_ms(nets, threads, args.passes, args.runs, rng, spin, quiet=True) for _ in "ab"
+        )
+        results[name] = {"threads": threads, "allow_spinning": spin, "median_ms": round(float(np.median(a)), 4),
                          "range_ms": [round(float(a.min()), 4), round(float(a.max()), 4)], "repeat": figures(b, a)}  # fmt: skip
         f = results[name]["repeat"]
         print(f"{name:12s} median {results[name]['median_ms']:.4f} ms  second vs first: within 5% "

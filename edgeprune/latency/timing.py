@@ -136,27 +136,33 @@ def import_onnxruntime() -> Any:
     return ort
 
 
-def ort_session_options(threads: int) -> Any:
-    """The session options of every timed or verified ONNX Runtime session."""
+def ort_session_options(threads: int, spinning: bool = False) -> Any:
+    """The session options of every timed or verified ONNX Runtime session (intra-op threads spin-wait
+    between operators only with ``spinning``: off everywhere edgeprune times or ships today)."""
     ort = import_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     so.log_severity_level = 3
     return so
 
 
 def ort_session(
-    model: bytes | str | Path, threads: int, providers: Sequence[str] = ("CPUExecutionProvider",)
+    model: bytes | str | Path,
+    threads: int,
+    providers: Sequence[str] = ("CPUExecutionProvider",),
+    spinning: bool = False,
 ) -> Any:
     """A fresh ONNX Runtime session of ``model`` (bytes or a path); a model ORT rejects is a ProfileError."""
     ort = import_onnxruntime()
     src = str(model) if isinstance(model, Path) else model
     try:
-        return ort.InferenceSession(src, sess_options=ort_session_options(threads), providers=list(providers))
+        return ort.InferenceSession(
+            src, sess_options=ort_session_options(threads, spinning), providers=list(providers)
+        )
     except Exception as err:  # ORT raises its own exception types for malformed models
         raise ProfileError(f"ONNX Runtime rejected the model: {err}".splitlines()[0][:300]) from None
 
@@ -173,12 +179,12 @@ def zero_feed(sess: Any) -> dict[str, np.ndarray]:
 
 
 def time_models_ms(
-    models: Sequence[bytes], threads: int = 1, warmup: int = 30, runs: int = 100
+    models: Sequence[bytes], threads: int = 1, warmup: int = 30, runs: int = 100, spinning: bool = False
 ) -> list[list[float]]:
     """Per-model timings (ms) of ``runs`` interleaved calls in fresh sessions after ``warmup`` calls each."""
     if not models:
         return []
-    sessions = [ort_session(m, threads) for m in models]
+    sessions = [ort_session(m, threads, spinning=spinning) for m in models]
     calls = [functools.partial(s.run, None, zero_feed(s)) for s in sessions]
     return [s[0] for s in sample_interleaved(calls, warmup=warmup, repetitions=runs, passes=1)]
 
