@@ -19,7 +19,7 @@ class Backend {
 // Each factory is defined in its backend's source file; CMake compiles the ones whose engine it found
 // and defines EDGEPRUNE_WITH_{TORCH,ORT,TRT}.
 std::unique_ptr<Backend> make_aoti_backend(const std::string& path, int threads);
-std::unique_ptr<Backend> make_ort_backend(const std::string& path, int threads);
+std::unique_ptr<Backend> make_ort_backend(const std::string& path, int threads, bool spinning);
 std::unique_ptr<Backend> make_trt_backend(const std::string& path);
 
 }  // namespace edgeprune

@@ -1,4 +1,5 @@
-// ONNX Runtime backend (C++ API): runs model.onnx / model.int8.onnx with N intra-op threads.
+// ONNX Runtime backend (C++ API): runs model.onnx / model.int8.onnx with N intra-op threads, spinning
+// or not, as the edgeprune profiler and verify open their sessions.
 #include <onnxruntime_cxx_api.h>
 
 #include <stdexcept>
@@ -9,13 +10,13 @@ namespace edgeprune {
 
 class OrtBackend : public Backend {
  public:
-  OrtBackend(const std::string& path, int threads) : env_(ORT_LOGGING_LEVEL_ERROR, "edgeprune-run") {
+  OrtBackend(const std::string& path, int threads, bool spinning) : env_(ORT_LOGGING_LEVEL_ERROR, "edgeprune-run") {
     Ort::SessionOptions so;
     so.SetIntraOpNumThreads(threads);
     so.SetInterOpNumThreads(1);
     so.SetExecutionMode(ExecutionMode::ORT_SEQUENTIAL);
     so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
-    so.AddConfigEntry("session.intra_op.allow_spinning", "0");
+    so.AddConfigEntry("session.intra_op.allow_spinning", spinning ? "1" : "0");
     try {
       session_ = std::make_unique<Ort::Session>(env_, path.c_str(), so);
     } catch (const Ort::Exception& e) {
@@ -46,8 +47,8 @@ class OrtBackend : public Backend {
   std::string input_, output_;
 };
 
-std::unique_ptr<Backend> make_ort_backend(const std::string& path, int threads) {
-  return std::make_unique<OrtBackend>(path, threads);
+std::unique_ptr<Backend> make_ort_backend(const std::string& path, int threads, bool spinning) {
+  return std::make_unique<OrtBackend>(path, threads, spinning);
 }
 
 }  // namespace edgeprune

@@ -1,7 +1,8 @@
 // edgeprune-run: the C++ reference loader for a shipped pick.
 //
 //   edgeprune-run MODEL --input images.npy [--manifest manifest.json] [--top-k 5]
-//                 [--warmup 30] [--repetitions 100] [--passes 3] [--threads 1] [--logits-out out.npy]
+//                 [--warmup 30] [--repetitions 100] [--passes 3] [--threads N] [--spinning 0|1]
+//                 [--logits-out out.npy]
 //
 // MODEL is model.pt2 (LibTorch / AOTInductor), model.onnx (ONNX Runtime) or model.engine (TensorRT);
 // which backends exist depends on what CMake found. The manifest (default: manifest.json beside the
@@ -33,12 +34,14 @@ struct UsageError : std::runtime_error {
 
 struct Options {
   std::string model, input, manifest, logits_out;
-  int top_k = 5, warmup = 30, repetitions = 100, passes = 3, threads = 1;
+  int top_k = 5, warmup = 30, repetitions = 100, passes = 3;
+  int threads = 0;   // 0: the manifest's (the target's), else 1
+  int spinning = -1; // -1: the manifest's (the target's), else on (ONNX Runtime's default)
 };
 
 const char* kUsage =
     "usage: edgeprune-run MODEL --input X.npy [--manifest manifest.json] [--top-k K] [--warmup N]\n"
-    "                     [--repetitions N] [--passes N] [--threads N] [--logits-out out.npy]";
+    "                     [--repetitions N] [--passes N] [--threads N] [--spinning 0|1] [--logits-out out.npy]";
 
 int to_int(const std::string& flag, const std::string& v, int lo) {
   try {
@@ -67,6 +70,11 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--repetitions") o.repetitions = to_int(a, next(), 0);
     else if (a == "--passes") o.passes = to_int(a, next(), 1);
     else if (a == "--threads") o.threads = to_int(a, next(), 1);
+    else if (a == "--spinning") {
+      std::string v = next();
+      if (v != "0" && v != "1") throw UsageError("--spinning needs 0 or 1, got '" + v + "'");
+      o.spinning = v == "1";
+    }
     else if (a == "-h" || a == "--help") { std::cout << kUsage << "\n"; std::exit(0); }
     else if (!a.empty() && a[0] == '-') throw UsageError("unknown option " + a);
     else if (o.model.empty()) o.model = a;
@@ -94,6 +102,8 @@ struct Contract {
   bool present = false;
   std::vector<int64_t> shape;  // N, C, H, W (N = -1: dynamic)
   std::vector<std::string> classes;
+  int threads = 1;       // the target's intra-op threads (manifests before this field: 1)
+  bool spinning = true;  // whether its idle intra-op threads spin-wait (ONNX Runtime's default)
 };
 
 Contract read_manifest(const Options& o) {
@@ -109,6 +119,8 @@ Contract read_manifest(const Options& o) {
     m = ep::parse_json(ss.str());
     for (const auto& d : m.at("input_shape").array) c.shape.push_back(static_cast<int64_t>(d.number));
     for (const auto& n : m.at("class_names").array) c.classes.push_back(n.string);
+    if (m.has("threads")) c.threads = static_cast<int>(m.at("threads").number);
+    if (m.has("spinning")) c.spinning = m.at("spinning").boolean;
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": " + e.what());
   }
@@ -137,18 +149,18 @@ double percentile(std::vector<double> v, double q) {  // linear interpolation, a
   return v[lo] + (v[hi] - v[lo]) * (pos - static_cast<double>(lo));
 }
 
-std::unique_ptr<ep::Backend> open_backend(const Options& o) {
+std::unique_ptr<ep::Backend> open_backend(const Options& o, int threads, bool spinning) {
   if (!exists(o.model)) throw std::runtime_error("model file not found: " + o.model);
   if (ends_with(o.model, ".pt2")) {
 #ifdef EDGEPRUNE_WITH_TORCH
-    return ep::make_aoti_backend(o.model, o.threads);
+    return ep::make_aoti_backend(o.model, threads);
 #else
     throw std::runtime_error("this edgeprune-run was built without the LibTorch backend (.pt2); install torch and rebuild");
 #endif
   }
   if (ends_with(o.model, ".onnx")) {
 #ifdef EDGEPRUNE_WITH_ORT
-    return ep::make_ort_backend(o.model, o.threads);
+    return ep::make_ort_backend(o.model, threads, spinning);
 #else
     throw std::runtime_error("this edgeprune-run was built without the ONNX Runtime backend (.onnx); set ONNXRUNTIME_ROOT and rebuild");
 #endif
@@ -178,7 +190,10 @@ int run(const Options& o) {
   if (c.present && !std::equal(c.shape.begin() + 1, c.shape.end(), x.shape.begin() + 1))
     throw std::runtime_error(o.input + ": input shape " + join_shape(x.shape) + " does not match the model's " +
                              join_shape(c.shape) + " (manifest)");
-  auto backend = open_backend(o);
+  // the target's thread settings, as the manifest records them, unless the command line says otherwise
+  const int threads = o.threads > 0 ? o.threads : c.threads;
+  const bool spinning = o.spinning >= 0 ? o.spinning == 1 : c.spinning;
+  auto backend = open_backend(o, threads, spinning);
   const int64_t n = x.shape[0];
   const int64_t batch = (c.present && c.shape[0] > 0) ? c.shape[0] : n;  // static batch: run in chunks
   if (n % batch) throw std::runtime_error("the model has a static batch of " + std::to_string(batch) + ", input has " + std::to_string(n) + " images");
@@ -219,8 +234,9 @@ int run(const Options& o) {
       medians.push_back(median(t));
       all.insert(all.end(), t.begin(), t.end());
     }
-    std::printf("latency (%s, batch %lld): median %.4f ms (min of %d pass medians), p10 %.4f ms, p90 %.4f ms, min %.4f ms, %zu runs\n",
-                backend->name().c_str(), static_cast<long long>(batch), *std::min_element(medians.begin(), medians.end()),
+    std::printf("latency (%s, batch %lld, %d thread%s%s): median %.4f ms (min of %d pass medians), p10 %.4f ms, p90 %.4f ms, min %.4f ms, %zu runs\n",
+                backend->name().c_str(), static_cast<long long>(batch), threads, threads == 1 ? "" : "s",
+                threads == 1 ? "" : (spinning ? ", spinning on" : ", spinning off"), *std::min_element(medians.begin(), medians.end()),
                 o.passes, percentile(all, 10), percentile(all, 90), *std::min_element(all.begin(), all.end()), all.size());
   }
   return 0;

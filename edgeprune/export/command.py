@@ -64,5 +64,6 @@ def export_pick(
         class_names=bundle.classes, expected_latency_ms=predicted, latency_source=source, model_name=model_name,
         calib_x=bundle.calib.x if precision == "int8" else None,
         recipe=load_recipe(profile.name) if precision == "int8" else None, aoti=aoti, dynamic_batch=dynamic_batch,
+        threads=profile.threads, spinning=profile.spinning,
     )  # fmt: skip
     return shipped, predicted, source

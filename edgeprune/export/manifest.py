@@ -66,6 +66,10 @@ class Manifest(BaseModel):
     precision: str
     expected_latency_ms: float | None
     latency_source: str  # measured | estimate
+    # how the target runs intra-op threads: what expected_latency_ms holds for, and what the C++ runner
+    # applies unless told otherwise (manifests written before these fields: 1 thread)
+    threads: int = 1
+    spinning: bool = True
     cpu_isa: str | None = None  # model.pt2 is tied to it
 
 
@@ -73,6 +77,7 @@ def write_manifest(
     pick_dir: Path, *, files: Sequence[str], input_name: str, input_shape: Sequence[int], dtype: str = "float32",
     mean: Sequence[float], std: Sequence[float], class_names: Sequence[str], target: str, precision: str,
     expected_latency_ms: float | None, latency_source: str, model_name: str | None = None, cpu_isa: str | None = None,
+    threads: int = 1, spinning: bool = True,
 ) -> Path:  # fmt: skip
     """Write ``pick_dir/manifest.json`` listing ``files`` (names relative to ``pick_dir``) with size and sha256."""
     pick_dir = Path(pick_dir)
@@ -86,7 +91,7 @@ def write_manifest(
         model_name=model_name, files=entries, input_name=input_name, input_shape=[int(d) for d in input_shape],  # type: ignore[arg-type]
         input_dtype=dtype, mean=[float(v) for v in mean], std=[float(v) for v in std], class_names=list(class_names),
         target=target, precision=precision, expected_latency_ms=expected_latency_ms, latency_source=latency_source,
-        cpu_isa=cpu_isa,
+        cpu_isa=cpu_isa, threads=threads, spinning=spinning,
     )  # fmt: skip
     return write_text_atomic(pick_dir / MANIFEST_NAME, json.dumps(m.model_dump(mode="json"), indent=1) + "\n")
 

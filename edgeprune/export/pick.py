@@ -63,12 +63,13 @@ def ship_pick(
     pick_dir: Path, model: Any, example_input: Any, *, target: str, precision: str, mean: Sequence[float],
     std: Sequence[float], class_names: Sequence[str], expected_latency_ms: float | None, latency_source: str,
     model_name: str | None = None, calib_x: Any = None, recipe: CalibrationRecipe | None = None,
-    aoti: bool = False, dynamic_batch: bool = False,
+    aoti: bool = False, dynamic_batch: bool = False, threads: int = 1, spinning: bool = True,
 ) -> ShippedPick:  # fmt: skip
     """Export ``model`` into ``pick_dir`` for ``target`` and write its manifest.
 
     INT8 (``precision == "int8"``) needs ``calib_x`` (training images) and the target's ``recipe``.
-    ``aoti=True`` also compiles ``model.pt2`` for the C++ LibTorch backend (10-60 s).
+    ``aoti=True`` also compiles ``model.pt2`` for the C++ LibTorch backend (10-60 s). ``threads`` and
+    ``spinning`` are the target's, recorded for the runner.
     """
     from edgeprune.errors import ConfigError
 
@@ -94,5 +95,6 @@ def ship_pick(
         pick_dir, files=files, input_name=info.input_name, input_shape=shape, dtype=info.dtype, mean=mean, std=std,
         class_names=class_names, target=target, precision=precision, expected_latency_ms=expected_latency_ms,
         latency_source=latency_source, model_name=model_name, cpu_isa=cpu_isa() if aoti else None,
+        threads=threads, spinning=spinning,
     )  # fmt: skip
     return ShippedPick(pick_dir, info, int8, aoti_path, manifest)

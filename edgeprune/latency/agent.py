@@ -5,7 +5,8 @@ API (JSON answers; every route but ``/v1/health`` needs ``Authorization: Bearer 
 * ``GET /v1/health`` — ``{"ok": true}``;
 * ``GET /v1/info`` — device and runtime description;
 * ``POST /v1/benchmark`` — either JSON ``{"models": [base64 ONNX, ...], "runtime", "precision",
-  "threads", "warmup", "runs"}`` (models timed interleaved, as the profiler needs), or one raw ONNX
+  "threads", "spinning", "warmup", "runs"}`` (models timed interleaved, as the profiler needs; ``spinning``
+  defaults to false, what agents did before it was a setting), or one raw ONNX
   body (``Content-Type: application/octet-stream``) with the same settings as query parameters.
   Answers ``{"samples_ms": [[...], ...], "stats": [{median_ms, p10_ms, p90_ms, count}, ...], ...info}``.
 
@@ -63,6 +64,18 @@ def _int_field(d: dict[str, Any], name: str, default: int, lo: int, hi: int) -> 
     return v
 
 
+def _bool_field(d: dict[str, Any], name: str, default: bool) -> bool:
+    v = d.get(name, default)
+    v = v[0] if isinstance(v, list) else v
+    if isinstance(v, bool):
+        return v
+    if str(v).lower() in ("1", "true"):
+        return True
+    if str(v).lower() in ("0", "false"):
+        return False
+    raise _BadRequest(400, f"{name} must be true or false")
+
+
 def _check_onnx(model: bytes, i: int) -> None:
     import onnx
 
@@ -73,7 +86,13 @@ def _check_onnx(model: bytes, i: int) -> None:
 
 
 def benchmark(
-    models: list[bytes], runtime: str, precision: str, threads: int, warmup: int, runs: int
+    models: list[bytes],
+    runtime: str,
+    precision: str,
+    threads: int,
+    warmup: int,
+    runs: int,
+    spinning: bool = False,
 ) -> list[list[float]]:
     """Time ``models`` with the named runtime on this device (interleaved)."""
     if runtime == "onnxruntime-cpu":
@@ -83,7 +102,7 @@ def benchmark(
             )
         from edgeprune.latency.timing import time_models_ms
 
-        return time_models_ms(models, threads, warmup, runs)
+        return time_models_ms(models, threads, warmup, runs, spinning=spinning)
     if runtime == "tensorrt":
         from edgeprune.latency.tensorrt_profiler import TensorRTTimer
 
@@ -203,6 +222,7 @@ class AgentHandler(BaseHTTPRequestHandler):
 
             runtime, precision = pick("runtime", "onnxruntime-cpu"), pick("precision", "fp32")
             threads = _int_field(opts, "threads", 1, 1, 256)
+            spinning = _bool_field(opts, "spinning", False)
             warmup = _int_field(opts, "warmup", 30, 0, MAX_RUNS)
             runs = _int_field(opts, "runs", 100, 1, MAX_RUNS)
             for i, m in enumerate(models):
@@ -220,7 +240,7 @@ class AgentHandler(BaseHTTPRequestHandler):
             self._send(503, {"error": "busy: another benchmark is running; retry later"})
             return
         try:
-            samples = benchmark(models, runtime, precision, threads, warmup, runs)
+            samples = benchmark(models, runtime, precision, threads, warmup, runs, spinning)
         except _BadRequest as err:
             self._send(err.status, {"error": str(err)})
             return
@@ -234,6 +254,7 @@ class AgentHandler(BaseHTTPRequestHandler):
         self._send(
             200,
             {
+                **self.server.info,  # the device; then what this benchmark ran with
                 "samples_ms": samples,
                 "stats": [
                     dict(zip(("median_ms", "p10_ms", "p90_ms", "count"), summarize_ms(s), strict=True))
@@ -242,9 +263,9 @@ class AgentHandler(BaseHTTPRequestHandler):
                 "runtime": runtime,
                 "precision": precision,
                 "threads": threads,
+                "spinning": spinning,
                 "warmup": warmup,
                 "runs": runs,
-                **self.server.info,
             },
         )
 

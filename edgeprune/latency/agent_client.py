@@ -9,6 +9,7 @@ import urllib.request
 from typing import Any
 
 from edgeprune.errors import ProfileError, RuntimeUnavailableError
+from edgeprune.latency.timing import SPINNING_DEFAULT, threading_fields
 
 
 class RemoteTimer:
@@ -24,12 +25,14 @@ class RemoteTimer:
         warmup: int = 30,
         runs: int = 100,
         timeout_s: float = 600.0,
+        spinning: bool = SPINNING_DEFAULT,
     ):
         if not token:
             raise ProfileError("a remote agent needs a token: pass --token or set EDGEPRUNE_AGENT_TOKEN")
         self.url = url.rstrip("/")
         self.token = token
         self.runtime, self.precision, self.threads = runtime, precision, threads
+        self.spinning = spinning
         self.warmup, self.runs, self.timeout_s = warmup, runs, timeout_s
 
     def _call(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -55,7 +58,12 @@ class RemoteTimer:
 
     def info(self) -> dict[str, Any]:
         info = self._call("GET", "/v1/info")
-        return {**info, "runtime": self.runtime, "threads": self.threads, "via": f"agent {self.url}"}
+        return {
+            **info,
+            "runtime": self.runtime,
+            **threading_fields(self.threads, self.spinning),
+            "via": f"agent {self.url}",
+        }
 
     def time_models_ms(self, models: list[bytes]) -> list[list[float]]:
         payload = {
@@ -63,6 +71,7 @@ class RemoteTimer:
             "runtime": self.runtime,
             "precision": self.precision,
             "threads": self.threads,
+            "spinning": self.spinning,
             "warmup": self.warmup,
             "runs": self.runs,
         }

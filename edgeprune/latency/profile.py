@@ -1,7 +1,8 @@
 """Hardware profiles: one validated YAML per target in ``hw_profiles/``, with its latency provenance.
 
-A profile names the runtime, precision, threads, batch size and channel multiple of a target, and
-where its latency figures come from:
+A profile names the runtime, precision, threads (and whether idle worker threads spin, ``spinning``:
+ONNX Runtime's default, on, unless the profile says ``spinning: false``), batch size and channel
+multiple of a target, and where its latency figures come from:
 
 * ``table: {source: measured, path: ...}`` — a per-kernel table measured on the device
   (:mod:`edgeprune.latency.table`; the file carries device, runtime version, date, method);
@@ -27,6 +28,7 @@ from pydantic import Field, ValidationError, field_validator
 from edgeprune.config import FrozenConfig, describe_validation_error, read_document
 from edgeprune.errors import ConfigError, ProfileError
 from edgeprune.latency.runtimes import RUNTIME_KINDS, profiled_runtimes
+from edgeprune.latency.timing import SPINNING_DEFAULT, threading_fields
 
 PROFILES_ENV = "EDGEPRUNE_PROFILES_DIR"
 
@@ -78,6 +80,10 @@ class HardwareProfile(FrozenConfig):
     runtime: str
     precision: Literal["fp32", "fp16", "int8"]
     threads: int = Field(ge=1)
+    # intra-op worker threads spin-wait between parallel sections (ONNX Runtime's default); false for a
+    # machine shared with other work, where spinning workers steal its cores. Tables, the search, verify
+    # and the shipped runner all run the target this way; with one thread it changes nothing.
+    spinning: bool = SPINNING_DEFAULT
     batch_size: int = Field(default=1, ge=1)
     channel_multiple: int = Field(ge=1)
     channel_multiple_reason: str = ""
@@ -109,6 +115,19 @@ class HardwareProfile(FrozenConfig):
         return self.model_copy(
             update={"threads": threads, "description": f"{self.description} ({threads} threads)"}
         )
+
+    def with_spinning(self, spinning: bool) -> HardwareProfile:
+        """This target with its idle intra-op threads spinning or asleep (another target for tables at
+        several threads; the same at one thread, which has no worker threads)."""
+        if spinning == self.spinning:
+            return self
+        state = "spinning" if spinning else "no spinning"
+        return self.model_copy(update={"spinning": spinning, "description": f"{self.description} ({state})"})
+
+    @property
+    def threading(self) -> dict[str, object]:
+        """How the target runs its threads, as tables record it: threads, and spinning with several."""
+        return threading_fields(self.threads, self.spinning)
 
     def with_precision(self, precision: str) -> HardwareProfile:
         """This target running ``precision`` models: what a run searches for when it ships another

@@ -61,9 +61,12 @@ def make_timer(
 
         # ONNX Runtime runs a quantized model as it is: the agent is asked for a plain (fp32) session
         precision = "fp32" if profile.runtime == "onnxruntime-cpu" else profile.precision
-        return RemoteTimer(remote, token, profile.runtime, precision, profile.threads, warmup, runs)
+        return RemoteTimer(
+            remote, token, profile.runtime, precision, profile.threads, warmup, runs,
+            spinning=profile.spinning,
+        )  # fmt: skip
     if profile.runtime == "onnxruntime-cpu":
-        return LocalOrtTimer(profile.threads, warmup, runs)
+        return LocalOrtTimer(profile.threads, warmup, runs, spinning=profile.spinning)
     if profile.runtime == "tensorrt":
         from edgeprune.latency.tensorrt_profiler import TensorRTTimer
 

@@ -25,6 +25,7 @@ import numpy as np
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.predictor import OVERHEAD_KEY_OP, overhead_key
 from edgeprune.latency.table import LatencyTable
+from edgeprune.latency.timing import SPINNING_DEFAULT, threading_fields
 
 if TYPE_CHECKING:
     from edgeprune.latency.quantize import ProfileQuantizer
@@ -48,18 +49,20 @@ class KernelTimer(Protocol):
 class LocalOrtTimer:
     """ONNX Runtime on this machine."""
 
-    def __init__(self, threads: int = 1, warmup: int = 30, runs: int = 100):
-        self.threads, self.warmup, self.runs = threads, warmup, runs
+    def __init__(
+        self, threads: int = 1, warmup: int = 30, runs: int = 100, spinning: bool = SPINNING_DEFAULT
+    ):
+        self.threads, self.warmup, self.runs, self.spinning = threads, warmup, runs, spinning
 
     def time_models_ms(self, models: list[bytes]) -> list[list[float]]:
         from edgeprune.latency.timing import time_models_ms
 
-        return time_models_ms(models, self.threads, self.warmup, self.runs)
+        return time_models_ms(models, self.threads, self.warmup, self.runs, spinning=self.spinning)
 
     def info(self) -> dict[str, Any]:
         from edgeprune.latency.timing import runtime_info
 
-        return runtime_info(self.threads)
+        return runtime_info(self.threads, self.spinning)
 
 
 def measure_kernel(
@@ -149,23 +152,28 @@ def _keep_reference(
 
 
 def timer_fingerprint(info: dict[str, Any]) -> dict[str, Any]:
-    """The fingerprint of the device a timer runs on, at the timer's threads (an agent reports its own)."""
+    """The fingerprint of the device a timer runs on, at the timer's threads and spinning (an agent
+    reports its own device)."""
     fp = info.get("fingerprint")
     if not isinstance(fp, dict):  # an agent of an older edgeprune: its device line is all we know
         fp = {"kind": "unknown", "device": info.get("device"), "runtime": info.get("runtime"),
               "runtime_version": info.get("runtime_version")}  # fmt: skip
-    return {**fp, "threads": info.get("threads", fp.get("threads", 1))}
+    threads = info.get("threads", fp.get("threads", 1))
+    spinning = info.get("spinning", fp.get("spinning", SPINNING_DEFAULT))
+    base = {k: v for k, v in fp.items() if k not in ("threads", "spinning")}
+    return {**base, **threading_fields(threads, spinning)}
 
 
 def new_table(timer: KernelTimer, passes: int, warmup: int, runs: int) -> LatencyTable:
     info = timer.info()
+    fingerprint = timer_fingerprint(info)
     prov = {
         "source": "measured",
         "device": info["device"],
         "runtime": info["runtime"],
         "runtime_version": info["runtime_version"],
-        "threads": info.get("threads", 1),
-        "fingerprint": timer_fingerprint(info),
+        **{k: v for k, v in fingerprint.items() if k in ("threads", "spinning")},
+        "fingerprint": fingerprint,
         "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "method": METHOD.format(warmup=warmup, runs=runs, passes=passes),
         "repetitions": {"warmup": warmup, "runs_per_pass": runs, "passes": passes},

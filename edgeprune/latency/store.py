@@ -27,6 +27,7 @@ from typing import Any, Literal
 from edgeprune.errors import ProfileError
 from edgeprune.latency.profile import HardwareProfile
 from edgeprune.latency.table import LatencyTable
+from edgeprune.latency.timing import threading_fields
 
 HOME_ENV = "EDGEPRUNE_HOME"
 Status = Literal["measured", "measured elsewhere", "missing"]
@@ -56,7 +57,7 @@ def local_fingerprint(profile: HardwareProfile) -> dict[str, Any] | None:
     if profile.runtime == "onnxruntime-cpu":
         from edgeprune.latency.timing import ort_cpu_fingerprint
 
-        return ort_cpu_fingerprint(profile.threads)
+        return ort_cpu_fingerprint(profile.threads, profile.spinning)
     if profile.runtime == "tensorrt":
         from edgeprune.latency.tensorrt_profiler import gpu_fingerprint
 
@@ -178,8 +179,8 @@ def choose_table(profile: HardwareProfile) -> TableChoice:
     ref = reference_table_path(profile)
     for path in files:
         table = LatencyTable.load(path)
-        if table.provenance.get("threads", profile.threads) != profile.threads:
-            continue  # measured at another thread count: another target
+        if not runs_threads_as(table, profile):
+            continue  # measured at another thread count or spinning: another target
         if not serves(table):
             continue  # no kernels of this precision
         status: Status = ELSEWHERE if path == ref else MEASURED
@@ -189,6 +190,15 @@ def choose_table(profile: HardwareProfile) -> TableChoice:
         note=f"no {what} table yet: run `edgeprune profile --target {profile.name}{profile.precision_flag}` "
         "on the device",
     )
+
+
+def runs_threads_as(table: LatencyTable, profile: HardwareProfile) -> bool:
+    """Whether ``table`` was measured with ``profile``'s threads and spinning (a table that does not
+    record spinning was measured before it was a setting: with spinning off)."""
+    prov = table.provenance
+    threads = prov.get("threads", profile.threads)
+    spinning = prov.get("spinning", False) if threads > 1 else profile.spinning
+    return threading_fields(threads, spinning) == profile.threading
 
 
 def figure_source(profile: HardwareProfile) -> str:
@@ -238,6 +248,7 @@ def describe_tables(profile: HardwareProfile) -> list[dict[str, Any]]:
                 "entries": len(table.entries),
                 "date": table.provenance.get("date"),
                 "threads": table.provenance.get("threads"),
+                **({"spinning": table.provenance["spinning"]} if "spinning" in table.provenance else {}),
                 "precisions": sorted(table.precisions),
             }
         )

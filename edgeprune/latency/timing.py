@@ -9,11 +9,15 @@ through here, so a table and the check of a table measure the same thing the sam
   :func:`benchmark_callable` / :func:`interleaved_benchmark` summarise them as :class:`LatencyStats`
   (the minimum over passes of the pass medians: drifts hit whole passes).
 * :func:`ort_session` — every ONNX Runtime session: ``intra_op_num_threads`` = the target's threads,
-  sequential execution, thread spinning off (spinning threads double latency on a shared machine),
-  all graph optimisations.
+  sequential execution, all graph optimisations, and the target's thread spinning: on (ONNX Runtime's
+  own default, what a deployed application gets) unless the target's profile says ``spinning: false``.
+  With spinning off, every parallel section wakes sleeping worker threads; on a 2-core VM that made the
+  same network timed twice differ by 10 % RMS at 2 threads (1.2 % with spinning on), so a table and its
+  check must agree on it (``benchmarks/ort_repeatability.py``). With one thread there are no workers
+  and spinning changes nothing.
 * :func:`device_fingerprint` — what a table was measured on: CPU vendor, family/model/stepping (or the
   Arm implementer/part), the ISA flags that change which kernels run, logical cores, this machine's
-  identity, the runtime and its version, threads. Two machines with the same CPU name can differ by
+  identity, the runtime and its version, threads (and spinning, with several threads). Two machines with the same CPU name can differ by
   a third in latency, so the machine itself is part of the fingerprint.
 """
 
@@ -136,9 +140,13 @@ def import_onnxruntime() -> Any:
     return ort
 
 
-def ort_session_options(threads: int, spinning: bool = False) -> Any:
-    """The session options of every timed or verified ONNX Runtime session (intra-op threads spin-wait
-    between operators only with ``spinning``: off everywhere edgeprune times or ships today)."""
+# ONNX Runtime's own default: intra-op worker threads spin-wait between parallel sections
+SPINNING_DEFAULT = True
+
+
+def ort_session_options(threads: int, spinning: bool = SPINNING_DEFAULT) -> Any:
+    """The session options of every timed or verified ONNX Runtime session (intra-op worker threads
+    spin-wait between parallel sections only with ``spinning``)."""
     ort = import_onnxruntime()
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
@@ -154,7 +162,7 @@ def ort_session(
     model: bytes | str | Path,
     threads: int,
     providers: Sequence[str] = ("CPUExecutionProvider",),
-    spinning: bool = False,
+    spinning: bool = SPINNING_DEFAULT,
 ) -> Any:
     """A fresh ONNX Runtime session of ``model`` (bytes or a path); a model ORT rejects is a ProfileError."""
     ort = import_onnxruntime()
@@ -179,7 +187,11 @@ def zero_feed(sess: Any) -> dict[str, np.ndarray]:
 
 
 def time_models_ms(
-    models: Sequence[bytes], threads: int = 1, warmup: int = 30, runs: int = 100, spinning: bool = False
+    models: Sequence[bytes],
+    threads: int = 1,
+    warmup: int = 30,
+    runs: int = 100,
+    spinning: bool = SPINNING_DEFAULT,
 ) -> list[list[float]]:
     """Per-model timings (ms) of ``runs`` interleaved calls in fresh sessions after ``warmup`` calls each."""
     if not models:
@@ -255,7 +267,16 @@ def machine_id() -> str:
     return hashlib.sha256(platform.node().encode()).hexdigest()[:12]
 
 
-def cpu_fingerprint(runtime: str, runtime_version: str, threads: int) -> dict[str, Any]:
+def threading_fields(threads: int, spinning: bool = SPINNING_DEFAULT) -> dict[str, Any]:
+    """How a target runs its intra-op threads, as fingerprints and table provenance record it:
+    ``{"threads": n}``, plus ``"spinning"`` with several threads (one thread has no workers to spin, so a
+    1-thread fingerprint is the same either way)."""
+    return {"threads": threads, **({"spinning": bool(spinning)} if threads > 1 else {})}
+
+
+def cpu_fingerprint(
+    runtime: str, runtime_version: str, threads: int, spinning: bool = SPINNING_DEFAULT
+) -> dict[str, Any]:
     """The fingerprint of a CPU target timed on this machine (see the module docstring)."""
     c = cpu_info()
     return {
@@ -271,13 +292,13 @@ def cpu_fingerprint(runtime: str, runtime_version: str, threads: int) -> dict[st
         "machine": machine_id(),
         "runtime": runtime,
         "runtime_version": runtime_version,
-        "threads": threads,
+        **threading_fields(threads, spinning),
     }
 
 
-def ort_cpu_fingerprint(threads: int) -> dict[str, Any]:
+def ort_cpu_fingerprint(threads: int, spinning: bool = SPINNING_DEFAULT) -> dict[str, Any]:
     """The fingerprint of ONNX Runtime's CPU execution provider on this machine at ``threads``."""
-    return cpu_fingerprint("onnxruntime-cpu", str(import_onnxruntime().__version__), threads)
+    return cpu_fingerprint("onnxruntime-cpu", str(import_onnxruntime().__version__), threads, spinning)
 
 
 def fingerprint_id(fp: dict[str, Any]) -> str:
@@ -291,6 +312,8 @@ def describe_fingerprint(fp: dict[str, Any] | None) -> str:
         return "an unrecorded device"
     threads = fp.get("threads")
     tail = f"{fp.get('runtime')} {fp.get('runtime_version')}, {threads} thread{'s' if threads != 1 else ''}"
+    if "spinning" in fp:
+        tail += f" (spinning {'on' if fp['spinning'] else 'off'})"
     if fp.get("kind") == "gpu":
         return (
             f"{fp.get('device_name')} (sm {fp.get('compute_capability')}, driver {fp.get('driver')}) {tail}"
@@ -304,14 +327,14 @@ def describe_fingerprint(fp: dict[str, Any] | None) -> str:
     )
 
 
-def runtime_info(threads: int = 1) -> dict[str, Any]:
+def runtime_info(threads: int = 1, spinning: bool = SPINNING_DEFAULT) -> dict[str, Any]:
     """Provenance of a table measured with ONNX Runtime on this CPU (device line + fingerprint)."""
-    fp = ort_cpu_fingerprint(threads)
+    fp = ort_cpu_fingerprint(threads, spinning)
     return {
         "device": f"{fp['model_name']} ({fp['logical_cpus']} logical CPUs, {platform.system()} {fp['arch']})",
         "runtime": fp["runtime"],
         "runtime_version": fp["runtime_version"],
         "python": platform.python_version(),
-        "threads": threads,
+        **threading_fields(threads, spinning),
         "fingerprint": fp,
     }

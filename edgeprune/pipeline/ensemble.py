@@ -124,6 +124,7 @@ def ensemble_run(
     ship_pick(
         out, ens, example, target=inputs.profile.name, precision="fp32", mean=d.mean, std=d.std, class_names=d.classes,
         expected_latency_ms=predicted, latency_source=predictor.source, model_name=None,
+        threads=inputs.profile.threads, spinning=inputs.profile.spinning,
     )  # fmt: skip
     runtime, where, on_target = verification_runtime(inputs.profile, reporter)
     test = d.test.head(cfg.ship.verify_images)

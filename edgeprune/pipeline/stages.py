@@ -76,9 +76,7 @@ def base_network(inputs: Inputs, run: RunDir) -> torch.nn.Module:
     return rebuild(transfer_spec(inputs.cfg.model), inputs.loaded.num_classes, base_weights=run.base_weights)
 
 
-def finetune_pick(
-    model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Module | None
-) -> torch.nn.Module:
+def finetune_pick(model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Module | None) -> torch.nn.Module:
     """Fine-tune a pick with the finalize recipe (SGD, cosine schedule, random crop + flip; distilled
     from ``teacher`` when ``finalize.distill``). Transfer mode trains only the kept head neurons: the
     (pruned, BN-recalibrated) backbone stays frozen, parameters and BN statistics."""
@@ -167,7 +165,7 @@ def verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[
     from edgeprune.errors import RuntimeUnavailableError
     from edgeprune.runtime import get_runtime
 
-    runtime = get_runtime(profile.runtime, profile.threads)
+    runtime = get_runtime(profile.runtime, profile.threads, profile.spinning)
     if profile.runtime == "tensorrt":
         try:
             from edgeprune.runtime.tensorrt_rt import import_tensorrt
@@ -177,7 +175,7 @@ def verification_runtime(profile: HardwareProfile, reporter: Reporter) -> tuple[
             note = (f"{profile.runtime} is not available on this machine: parity and accuracy verified with ONNX Runtime "
                     "on the host CPU; build and verify the engine on the device (docs: shipping to a Jetson)")  # fmt: skip
             reporter.info(note)
-            return get_runtime("onnxruntime-cpu", profile.threads), note, False
+            return get_runtime("onnxruntime-cpu", profile.threads, profile.spinning), note, False
     return runtime, f"verified on {profile.runtime}", True
 
 
@@ -218,7 +216,7 @@ def ship_stage(
             run.pick(name), model, example, target=profile.name, precision=precision, mean=d.mean, std=d.std,
             class_names=d.classes, expected_latency_ms=predicted, latency_source=predictor.source,
             model_name=transfer_spec(cfg.model), calib_x=d.train.x, recipe=load_recipe(profile.name) if precision == "int8" else None,
-            dynamic_batch=cfg.ship.dynamic_batch,
+            dynamic_batch=cfg.ship.dynamic_batch, threads=profile.threads, spinning=profile.spinning,
         )  # fmt: skip
         reporter.stage("verify", f"{name}: {where}")
         report = verify_pick(
@@ -235,7 +233,8 @@ def ship_stage(
                 "where": where,
             },
             "measured_latency_ms": lat.get("median_ms"),
-            "measured_on": f"{runtime.name}, {lat.get('threads')} thread(s)",
+            "measured_on": f"{runtime.name}, {lat.get('threads')} thread(s)"
+            + ("" if "spinning" not in lat else f", spinning {'on' if lat['spinning'] else 'off'}"),
             "shipped_accuracy": report.sections.get("accuracy", {}).get("shipped"),
         }
         run.mark_done(stage, info)

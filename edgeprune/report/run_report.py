@@ -96,7 +96,7 @@ def write_run_report(
         "name": profile.name,
         "runtime": profile.runtime,
         "precision": profile.precision,
-        "threads": profile.threads,
+        **profile.threading,
         "channel multiple": profile.channel_multiple,
     }
     summary = {

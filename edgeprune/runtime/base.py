@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgeprune.errors import ConfigError, DataError
-from edgeprune.latency.timing import LatencyStats
+from edgeprune.latency.timing import SPINNING_DEFAULT, LatencyStats
 from edgeprune.registry import Registry
 
 
@@ -42,6 +42,7 @@ class Runtime(Protocol):
 
     name: str
     threads: int
+    spinning: bool  # intra-op worker threads spin-wait between parallel sections (CPU runtimes)
 
     def load(self, path: Path) -> Session: ...
 
@@ -50,8 +51,8 @@ class Runtime(Protocol):
         ...
 
 
-RuntimeFactory = Callable[[int], Runtime]
-"""Makes a runtime for a thread count."""
+RuntimeFactory = Callable[[int, bool], Runtime]
+"""Makes a runtime for a thread count and spinning."""
 
 RUNTIMES: Registry[RuntimeFactory] = Registry(
     "runtime",
@@ -60,15 +61,17 @@ RUNTIMES: Registry[RuntimeFactory] = Registry(
     builtins=("edgeprune.runtime.onnxruntime_rt", "edgeprune.runtime.tensorrt_rt"),
 )
 """Runtime factories by the names of :data:`edgeprune.latency.runtimes.RUNTIME_KINDS`:
-``@RUNTIMES.register("name")`` on a ``threads -> Runtime`` factory."""
+``@RUNTIMES.register("name")`` on a ``(threads, spinning) -> Runtime`` factory."""
 
 
-def get_runtime(name: str, threads: int = 1) -> Runtime:
-    """The runtime registered as ``name``; an unknown name or ``threads < 1`` is a :class:`ConfigError`."""
+def get_runtime(name: str, threads: int = 1, spinning: bool = SPINNING_DEFAULT) -> Runtime:
+    """The runtime registered as ``name``, at ``threads`` intra-op threads that spin-wait or not (a
+    target's :attr:`~edgeprune.latency.profile.HardwareProfile.spinning`); an unknown name or
+    ``threads < 1`` is a :class:`ConfigError`."""
     factory = RUNTIMES.get(name)
     if threads < 1:
         raise ConfigError(f"threads must be >= 1, got {threads}")
-    return factory(threads)
+    return factory(threads, spinning)
 
 
 def run_in_chunks(call: Callable[[np.ndarray], np.ndarray], x: np.ndarray, batch: int | None) -> np.ndarray:

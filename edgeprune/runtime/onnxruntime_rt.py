@@ -1,7 +1,7 @@
 """ONNX Runtime: CPU (threads), and its CUDA / TensorRT execution providers where installed.
 
 Sessions are opened exactly as the latency profiler opens them (:mod:`edgeprune.latency.timing`):
-``intra_op_num_threads`` = the target's threads, sequential execution, spinning off, all graph
+``intra_op_num_threads`` = the target's threads and spinning, sequential execution, all graph
 optimisations — so a verified latency is comparable with the table's prediction.
 """
 
@@ -16,11 +16,13 @@ import numpy as np
 
 from edgeprune.errors import RuntimeUnavailableError, VerificationError
 from edgeprune.latency.timing import (
+    SPINNING_DEFAULT,
     LatencyStats,
     benchmark_callable,
     cpu_model_name,
     import_onnxruntime,
     ort_session_options,
+    threading_fields,
 )
 from edgeprune.runtime.base import RUNTIMES, ChunkedSession
 
@@ -61,13 +63,14 @@ class OrtSession(ChunkedSession):
 class OrtRuntime:
     """ONNX Runtime with a fixed provider list."""
 
-    def __init__(self, name: str, threads: int):
+    def __init__(self, name: str, threads: int, spinning: bool = SPINNING_DEFAULT):
         self.name = name
         self.threads = threads
+        self.spinning = spinning
         self.providers = PROVIDERS[name]
 
     def session_options(self) -> Any:
-        return ort_session_options(self.threads)
+        return ort_session_options(self.threads, self.spinning)
 
     def _check_providers(self) -> None:
         available = set(import_onnxruntime().get_available_providers())
@@ -101,14 +104,14 @@ class OrtRuntime:
         ort = import_onnxruntime()
         return {
             "runtime": self.name, "runtime_version": ort.__version__, "providers": self.providers,
-            "threads": self.threads, "cpu": cpu_model_name(), "logical_cpus": os.cpu_count(),
+            **threading_fields(self.threads, self.spinning), "cpu": cpu_model_name(), "logical_cpus": os.cpu_count(),
             "os": f"{platform.system()} {platform.machine()}", "python": platform.python_version(),
         }  # fmt: skip
 
 
-def _factory(name: str) -> Callable[[int], OrtRuntime]:
-    def make(threads: int) -> OrtRuntime:
-        return OrtRuntime(name, threads)
+def _factory(name: str) -> Callable[[int, bool], OrtRuntime]:
+    def make(threads: int, spinning: bool) -> OrtRuntime:
+        return OrtRuntime(name, threads, spinning)
 
     return make
 

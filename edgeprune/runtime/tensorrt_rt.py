@@ -124,8 +124,10 @@ class TensorRTRuntime:
 
     name = "tensorrt"
 
-    def __init__(self, threads: int = 1):
+    def __init__(self, threads: int = 1, spinning: bool = False):
+        # host threads and spinning do not change a GPU engine; kept for the record in verify.json
         self.threads = threads
+        self.spinning = spinning
 
     def load(self, path: Path) -> TensorRTSession:
         path = Path(path)

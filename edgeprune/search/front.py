@@ -96,7 +96,9 @@ def choose_picks(
     """The accurate, knee and fast members of a front (rows of ``F``: the knee's objectives)."""
     accurate = int(np.lexsort((latency, error))[0])
     knee = accurate
-    near = np.flatnonzero((error <= error[accurate] + knee_tolerance + 1e-12) & (latency <= latency[accurate]))
+    near = np.flatnonzero(
+        (error <= error[accurate] + knee_tolerance + 1e-12) & (latency <= latency[accurate])
+    )
     if len(near) > 2:
         emu = expected_marginal_utility(F[near])
         extremes = set(int(i) for i in np.argmin(F[near], axis=0))

@@ -63,6 +63,4 @@ register_objective(Objective("error", "error", "top-1 error on the validation su
 register_objective(Objective("params", "params", "parameter count"))
 register_objective(Objective("latency", "latency_ms", "predicted latency on the target, ms"))
 register_objective(Objective("macs", "macs", "multiply-accumulates (a FLOPs proxy)"))
-register_objective(
-    Objective("robustness", "robust_error", "error under seeded CIFAR-10-C-style corruptions")
-)
+register_objective(Objective("robustness", "robust_error", "error under seeded CIFAR-10-C-style corruptions"))

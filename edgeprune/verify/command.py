@@ -83,8 +83,11 @@ def run_verify(
         precision = (
             "fp32" if profile.runtime == "onnxruntime-cpu" else manifest.precision
         )  # ORT: the model carries it
-        timer = RemoteTimer(remote, token, profile.runtime, precision, profile.threads, runs=repetitions)
-    runtime = get_runtime(profile.runtime, profile.threads)
+        timer = RemoteTimer(
+            remote, token, profile.runtime, precision, profile.threads, runs=repetitions,
+            spinning=profile.spinning,
+        )  # fmt: skip
+    runtime = get_runtime(profile.runtime, profile.threads, profile.spinning)
     if timer is not None and profile.runtime == "tensorrt":
         # the agent times the engine on the device but returns no outputs: parity and accuracy run here on
         # ONNX Runtime CPU (recorded in verify.json's environment)

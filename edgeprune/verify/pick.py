@@ -23,7 +23,7 @@ from edgeprune.errors import EdgepruneError, VerificationError
 from edgeprune.export.manifest import Manifest, check_manifest
 from edgeprune.export.onnx_export import load_onnx_checked
 from edgeprune.export.pick import MODEL_ENGINE, MODEL_INT8, MODEL_ONNX
-from edgeprune.latency.timing import stats_of
+from edgeprune.latency.timing import stats_of, threading_fields
 from edgeprune.runtime import Runtime, Session, get_runtime
 from edgeprune.verify.checks import (
     VerifyThresholds,
@@ -63,7 +63,7 @@ def _sessions(runtime: Runtime, pick_dir: Path, precision: str) -> tuple[Session
             build_engine(
                 int8_path, engine, precision="int8", calibration_cache=cache if cache.is_file() else None
             )
-            fp = get_runtime("onnxruntime-cpu", runtime.threads).load(onnx_path)
+            fp = get_runtime("onnxruntime-cpu", runtime.threads, runtime.spinning).load(onnx_path)
             return fp, "fp32", runtime.load(engine)
         build_engine(onnx_path, engine, precision=precision)
         return runtime.load(engine), precision, None
@@ -109,7 +109,7 @@ def environment(runtime: Runtime) -> dict[str, Any]:
     import onnx
     import torch
 
-    env: dict[str, Any] = {"runtime": runtime.name, "threads": runtime.threads}
+    env: dict[str, Any] = {"runtime": runtime.name, **threading_fields(runtime.threads, runtime.spinning)}
     try:
         env.update(runtime.info())
     except EdgepruneError as err:
@@ -226,7 +226,7 @@ def _verify(
     else:
         lat = shipped.benchmark(x[:1], warmup=warmup, repetitions=repetitions, passes=passes).to_dict()
         env = environment(runtime)
-    lat.update({"model": model_file.name, "threads": runtime.threads, "predicted_ms": predicted_latency_ms,
+    lat.update({"model": model_file.name, **threading_fields(runtime.threads, runtime.spinning), "predicted_ms": predicted_latency_ms,
                 "prediction_source": latency_source})  # fmt: skip
     if predicted_latency_ms:
         ratio = lat["median_ms"] / predicted_latency_ms

@@ -50,7 +50,9 @@ class VerifyReport:
 
     def write(self) -> Path:
         """Write ``verify.json`` into the pick directory (atomically)."""
-        return write_text_atomic(Path(self.pick_dir) / VERIFY_NAME, json.dumps(self.to_dict(), indent=1) + "\n")
+        return write_text_atomic(
+            Path(self.pick_dir) / VERIFY_NAME, json.dumps(self.to_dict(), indent=1) + "\n"
+        )
 
     def summary_line(self) -> str:
         """One line: verdict and the failed checks."""

@@ -83,7 +83,37 @@ def test_top1_on_100_images_equals_python(runner, pick, test_1000, tmp_path):
         "ship",
         "truck",
     }
-    assert lines[-1].startswith("latency (libtorch-aoti, batch 1): median") and "40 runs" in lines[-1]
+    assert (
+        lines[-1].startswith("latency (libtorch-aoti, batch 1, 1 thread): median") and "40 runs" in lines[-1]
+    )
+
+
+def test_the_runner_runs_the_targets_threads(runner, pick, tmp_path):
+    """Threads and spinning come from the manifest (the target's) unless the command line says otherwise."""
+    pick_dir, _ = pick
+    work = Path(shutil.copytree(pick_dir, tmp_path / "p"))
+    np.save(tmp_path / "ok.npy", np.zeros((1, 3, 32, 32), np.float32))
+    m = json.loads((work / "manifest.json").read_text())
+    (work / "manifest.json").write_text(json.dumps({**m, "threads": 2, "spinning": False}))
+    args = (
+        str(work / "model.pt2"),
+        "--input",
+        str(tmp_path / "ok.npy"),
+        "--repetitions",
+        "3",
+        "--passes",
+        "1",
+    )
+    r = _run(runner, *args)
+    assert r.returncode == 0, r.stderr
+    assert "batch 1, 2 threads, spinning off)" in r.stdout.splitlines()[-1]
+    r = _run(runner, *args, "--threads", "1")
+    assert r.returncode == 0 and "batch 1, 1 thread)" in r.stdout.splitlines()[-1]
+    r = _run(runner, *args, "--spinning", "1")
+    assert r.returncode == 0 and "2 threads, spinning on)" in r.stdout.splitlines()[-1]
+    r = _run(runner, *args, "--spinning", "yes")
+    _one_line_error(r, "--spinning needs 0 or 1")
+    assert r.returncode == 2
 
 
 def _one_line_error(r: subprocess.CompletedProcess, text: str) -> None:

@@ -81,3 +81,30 @@ def test_remote_profile_matches_local(agent, tmp_path):
 def test_wrong_token_is_a_clear_error(agent):
     with pytest.raises(ProfileError, match="rejected the token"):
         RemoteTimer(agent.url, "nope", "onnxruntime-cpu", "fp32", 1).info()
+
+
+def test_the_agent_runs_threads_as_asked(agent):
+    import base64
+
+    body = json.dumps(
+        {
+            "models": [base64.b64encode(empty_model()).decode()],
+            "threads": 2,
+            "spinning": True,
+            "runs": 3,
+            "warmup": 1,
+        }
+    ).encode()
+    status, answer = _post(agent.url, body, ctype="application/json")
+    assert status == 200 and answer["threads"] == 2 and answer["spinning"] is True
+    status, answer = _post(agent.url, empty_model())  # a client from before spinning was a setting: off
+    assert status == 200 and answer["spinning"] is False
+    req = urllib.request.Request(
+        agent.url + "/v1/benchmark?spinning=sometimes", data=empty_model(), method="POST",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/octet-stream"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 400 and "spinning must be true or false" in json.loads(err.value.read())["error"]
+    remote = RemoteTimer(agent.url, TOKEN, "onnxruntime-cpu", "fp32", 2, warmup=1, runs=3, spinning=False)
+    assert remote.info()["spinning"] is False

@@ -43,7 +43,7 @@ def test_every_declared_runtime_has_one_implementation_and_no_other():
     and each implementation reports its registered name."""
     assert RUNTIMES.names() == RUNTIME_KINDS.names()
     for name, factory in RUNTIMES.items():
-        assert factory(1).name == name
+        assert factory(1, True).name == name
 
 
 def test_ort_cpu_run_and_benchmark(digits_onnx):
