@@ -1,6 +1,6 @@
 """Search quality on CIFAR ResNet-56, target host-cpu (issue 5's benchmark).
 
-For our flat NSGA-III (latency from the table), the bi-level search, NSGA-III with FLOPs in place of
+The host-cpu table is profiled on this machine in the run, into a fresh ``$EDGEPRUNE_HOME``. For our flat NSGA-III (latency from the table), the bi-level search, NSGA-III with FLOPs in place of
 latency, random search and uniform L1 pruning — all through the same approximate evaluator at (about)
 equal evaluation budget (every method cut at the flat search's count) — it measures every front
 member end to end with ONNX Runtime (1 intra-op thread), all of them together after the searches, and
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -28,6 +29,8 @@ from edgeprune.config import DataConfig, ModelConfig
 from edgeprune.data import load_data
 from edgeprune.export.onnx_export import export_onnx
 from edgeprune.graph import PruningPlan, apply_plan
+from edgeprune.latency import load_profile
+from edgeprune.latency.profile_run import profile_model
 from edgeprune.latency.timing import interleaved_benchmark
 from edgeprune.models import build_model
 from edgeprune.runtime import get_runtime
@@ -65,7 +68,7 @@ class MemoExecutor:
 
 
 class LatencyLab:
-    """Measures networks end to end with ONNX Runtime, 1 thread.
+    """Measures networks end to end with ONNX Runtime at the target's threads (default: 1).
 
     All plans are measured together after every search has finished: each pass visits every plan once
     in a fresh random order (warm-up, then the median of ``repetitions`` calls), and a plan's latency is
@@ -73,9 +76,17 @@ class LatencyLab:
     its search let the machine's drift (25 % within one run here) land on one method and not another.
     """
 
-    def __init__(self, base: torch.nn.Module, example: torch.Tensor, workdir: Path):
+    def __init__(
+        self,
+        base: torch.nn.Module,
+        example: torch.Tensor,
+        workdir: Path,
+        threads: int = 1,
+        spinning: bool = True,
+    ):
         self.base, self.example, self.workdir = base, example, workdir
-        self.runtime = get_runtime("onnxruntime-cpu", threads=1)
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.runtime = get_runtime("onnxruntime-cpu", threads, spinning)
         self.ms: dict[str, float] = {}
 
     def session(self, plan: PruningPlan, name: str):  # type: ignore[no-untyped-def]
@@ -178,6 +189,9 @@ def main() -> None:
     weights = SHARED / "pretrained" / "resnet56-4bfd9763.th"
     data_cfg = DataConfig(source=str(SHARED / "cifar10"), seed=args.seed)
     model_cfg = ModelConfig(name="resnet56", weights=weights)
+    # the table is measured on this machine in the run, as a user's first compile does (no committed table)
+    os.environ["EDGEPRUNE_HOME"] = tempfile.mkdtemp(prefix="edgeprune-sq-home-")
+    profile_model(load_profile("host-cpu"), build_model(model_cfg).model, (3, 32, 32), model_name="resnet56")
     gens = max(1, args.evals // args.population)
     base_cfg = SearchConfig(population=args.population, generations=gens, seed=args.seed, val_size=args.val_size,
                             calib_batches=2, workers=args.workers, finetune_steps=args.finetune_steps)  # fmt: skip

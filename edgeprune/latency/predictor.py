@@ -227,7 +227,7 @@ class OverheadModel:
         curve = sorted(
             {(0, self.empty_ms), *((p[1] if self.axis == "weights" else p[0], p[3]) for p in self.points)}
         )
-        return _on_curve(curve, x)
+        return max(_on_curve(curve, x), -0.5 * kernels_ms)
 
 
 def _fit_overhead(empty_ms: float, points: list[tuple[int, int, float, float]]) -> OverheadModel:
@@ -265,12 +265,13 @@ def _net_overhead_models(
 
 def _on_curve(points: list[tuple[int, float]], m: int) -> float:
     """The overhead of an ``m``-kernel network: linear between the profiled depths that bound ``m``,
-    proportional to ``m`` beyond the deepest one (never below zero)."""
+    proportional to ``m`` beyond the deepest one (below zero where the profiled networks ran faster
+    than their kernels timed alone; the caller bounds it)."""
     for (n0, r0), (n1, r1) in pairwise(points):
         if m <= n1:
-            return max(r0 + (r1 - r0) * (m - n0) / (n1 - n0), 0.0)
+            return r0 + (r1 - r0) * (m - n0) / (n1 - n0)
     (n0, r0), (n1, r1) = points[0], points[-1]
-    return max(r0 + (r1 - r0) * (m - n0) / (n1 - n0), 0.0)
+    return r0 + (r1 - r0) * (m - n0) / (n1 - n0)
 
 
 def _estimate_predictor(profile: HardwareProfile, note: str) -> LatencyPredictor:

@@ -62,7 +62,14 @@ class Entry:
         }
 
 
-def _entry_from_dict(key: str, d: Any, where: str) -> Entry:
+def is_network_residual(key: KernelKey) -> bool:
+    """Whether ``key`` holds a profiled network's ``T − K`` (its time minus its kernels' sum): the one
+    kind of entry that may be negative (with several threads a network can run faster than its kernels
+    timed alone)."""
+    return key.op == "overhead" and key.variant.startswith("net-")
+
+
+def _entry_from_dict(key: str, d: Any, where: str, signed: bool = False) -> Entry:
     if not isinstance(d, dict):
         raise ProfileError(f"{where}: entry {key!r} is not a mapping")
     try:
@@ -78,7 +85,7 @@ def _entry_from_dict(key: str, d: Any, where: str) -> Entry:
         raise ProfileError(f"{where}: entry {key!r} is missing field {err.args[0]!r}") from None
     except (TypeError, ValueError):
         raise ProfileError(f"{where}: entry {key!r} has a non-numeric statistic") from None
-    if min(e.median_ms, e.p10_ms, e.p90_ms) < 0 or any(m < 0 for m in e.pass_medians_ms):
+    if not signed and (min(e.median_ms, e.p10_ms, e.p90_ms) < 0 or any(m < 0 for m in e.pass_medians_ms)):
         raise ProfileError(f"{where}: entry {key!r} has a negative latency ({e.median_ms} ms)")
     if e.count < 1:
         raise ProfileError(f"{where}: entry {key!r} has count {e.count}; at least one measurement is needed")
@@ -185,7 +192,7 @@ class LatencyTable:
                 key = KernelKey.parse(k)
             except ValueError as err:
                 raise ProfileError(f"{where}: {err}") from None
-            entries[key] = _entry_from_dict(k, v, where)
+            entries[key] = _entry_from_dict(k, v, where, signed=is_network_residual(key))
         return cls(prov, entries)
 
     @classmethod

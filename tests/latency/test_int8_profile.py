@@ -81,10 +81,10 @@ def test_an_int8_target_is_priced_from_int8_entries(int8_table, monkeypatch):
     kernel_sum = sum(pred.kernel_ms(k) for k in kernels)
     predicted = pred.predict_ms(net, SHAPE)  # the profiled network itself: its kernels + its own residual
     assert predicted == pytest.approx(kernel_sum + residual, rel=1e-6)
-    if residual > 0:  # its measured time, exactly (a table stores a residual below zero as 0: then K > T)
-        assert predicted == pytest.approx(total, rel=1e-6)
-    else:
-        assert predicted >= total
+    # its measured time, exactly: the residual keeps its sign (below zero when the kernels timed alone
+    # sum above the network's own time), bounded only at half the kernel sum
+    assert residual >= -0.5 * kernel_sum
+    assert predicted == pytest.approx(total, rel=1e-6)
     # the same file is not an FP32 table: FP32 falls back to the reference measured elsewhere
     fp32 = load_profile("host-cpu")
     assert own_table_path(fp32) == own_table_path(profile)  # one file per device, precision in the keys
