@@ -32,7 +32,9 @@ def command(as_json: bool) -> None:
         t.add_column(col, no_wrap=col != "provenance", overflow="fold")
     for r in rows:
         t.add_row(
-            r["name"], r["runtime"], r["precision"], str(r["threads"]), str(r["channel_multiple"]),
+            r["name"], r["runtime"], r["precision"],
+            str(r["threads"]) + ("" if r["threads"] == 1 else f" (spinning {'on' if r['spinning'] else 'off'})"),
+            str(r["channel_multiple"]),
             r["source"], r["provenance"],
         )  # fmt: skip
     console.print(t)

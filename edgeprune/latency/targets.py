@@ -60,6 +60,7 @@ def describe_targets() -> list[dict[str, Any]]:
                 "runtime": p.runtime,
                 "precision": p.precision,
                 "threads": p.threads,
+                "spinning": p.spinning,
                 "batch_size": p.batch_size,
                 "channel_multiple": p.channel_multiple,
                 "local": p.local,

@@ -17,6 +17,7 @@ def test_targets_lists_the_four_profiles_with_provenance(capsys, tmp_path, monke
         check = rows[n]["estimate"]["published_check"]
         assert {"n", "median_abs_pct_err", "max_abs_pct_err"} <= set(check)
     assert host["channel_multiple"] == 16
+    assert rows["mobile-cpu"]["threads"] == 4 and rows["mobile-cpu"]["spinning"] is True
 
 
 def test_targets_in_a_pipe_keeps_whole_names():
@@ -29,6 +30,7 @@ def test_targets_in_a_pipe_keeps_whole_names():
     lines = [ln for ln in out.splitlines() if "jetson-orin" in ln]
     assert lines and all(n in out for n in ("desktop-gpu", "mobile-cpu", "host-cpu", "measured elsewhere"))
     assert "…" not in out
+    assert "4 (spinning on)" in next(ln for ln in out.splitlines() if "mobile-cpu" in ln)
 
 
 def test_profile_unknown_target_is_one_line(capsys):
