@@ -34,9 +34,8 @@ from edgeprune.latency.kernels import KernelKey, extract_kernels
 from edgeprune.latency.profile import EstimateSpec, HardwareProfile
 from edgeprune.latency.roofline import Roofline
 from edgeprune.latency.store import choose_table
-from edgeprune.latency.table import LatencyTable
+from edgeprune.latency.table import OVERHEAD_KEY_OP, RESIDUAL_PREFIX, LatencyTable, is_network_residual
 
-OVERHEAD_KEY_OP = "overhead"
 # where a figure comes from: a table of this device, a table of another device, a roofline
 SOURCES = ("measured", "measured elsewhere", "estimate")
 
@@ -59,7 +58,7 @@ def network_overhead_key(first: KernelKey, n_kernels: int = 0, weights: int = 0)
         first.k,
         first.stride,
         first.groups,
-        f"net-{first.op}",
+        RESIDUAL_PREFIX + first.op,
         first.precision,
     )
 
@@ -220,14 +219,17 @@ class OverheadModel:
     coef: tuple[float, float, float] = (0.0, 0.0, 0.0)  # α, β, γ
 
     def at(self, n: int, weights: int, kernels_ms: float) -> float:
+        """``T − K`` of a network, never below −½K (a network is never priced under half its kernels)."""
         if self.axis == "fit":
             a, b, g = self.coef
-            return max(self.empty_ms + a * n + b * weights + g * kernels_ms, -0.5 * kernels_ms)
-        x = weights if self.axis == "weights" else n
-        curve = sorted(
-            {(0, self.empty_ms), *((p[1] if self.axis == "weights" else p[0], p[3]) for p in self.points)}
-        )
-        return max(_on_curve(curve, x), -0.5 * kernels_ms)
+            residual = self.empty_ms + a * n + b * weights + g * kernels_ms
+        else:
+            x = weights if self.axis == "weights" else n
+            curve = sorted(
+                {(0, self.empty_ms), *((p[1] if self.axis == "weights" else p[0], p[3]) for p in self.points)}
+            )
+            residual = _on_curve(curve, x)
+        return max(residual, -0.5 * kernels_ms)
 
 
 def _fit_overhead(empty_ms: float, points: list[tuple[int, int, float, float]]) -> OverheadModel:
@@ -251,13 +253,8 @@ def _net_overhead_models(
     with the same stem), the :class:`OverheadModel` of its profiled networks at ``precision``."""
     points: dict[KernelKey, list[tuple[int, int, float, float]]] = defaultdict(list)
     for k, e in table.entries.items():
-        if (
-            k.op == OVERHEAD_KEY_OP
-            and k.variant.startswith("net-")
-            and k.cout > 0
-            and k.precision == precision
-        ):
-            total = table.get(replace(k, variant="total-" + k.variant.removeprefix("net-")))
+        if is_network_residual(k) and k.cout > 0 and k.precision == precision:
+            total = table.get(replace(k, variant="total-" + k.variant.removeprefix(RESIDUAL_PREFIX)))
             kernels_ms = total.median_ms - e.median_ms if total is not None else 0.0
             points[k.with_channels(k.cin, 0, 0)].append((k.cout, k.mid, kernels_ms, e.median_ms))
     return {family: _fit_overhead(empty_ms, pts) for family, pts in points.items()}

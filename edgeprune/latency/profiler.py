@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from edgeprune.latency.kernels import KernelKey
-from edgeprune.latency.predictor import OVERHEAD_KEY_OP, overhead_key
-from edgeprune.latency.table import Entry, LatencyTable
+from edgeprune.latency.predictor import overhead_key
+from edgeprune.latency.table import OVERHEAD_KEY_OP, Entry, LatencyTable
 from edgeprune.latency.timing import SPINNING_DEFAULT, threading_fields
 
 if TYPE_CHECKING:

@@ -196,9 +196,10 @@ def runs_threads_as(table: LatencyTable, profile: HardwareProfile) -> bool:
     """Whether ``table`` was measured with ``profile``'s threads and spinning (a table that does not
     record spinning was measured before it was a setting: with spinning off)."""
     prov = table.provenance
-    threads = prov.get("threads", profile.threads)
-    spinning = prov.get("spinning", False) if threads > 1 else profile.spinning
-    return threading_fields(threads, spinning) == profile.threading
+    return (
+        threading_fields(prov.get("threads", profile.threads), prov.get("spinning", False))
+        == profile.threading
+    )
 
 
 def figure_source(profile: HardwareProfile) -> str:

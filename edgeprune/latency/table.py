@@ -62,11 +62,17 @@ class Entry:
         }
 
 
+# the op of the entries that are not kernels: the empty call, and each profiled network's residual,
+# whose variant is RESIDUAL_PREFIX + the op of the network's input kernel
+OVERHEAD_KEY_OP = "overhead"
+RESIDUAL_PREFIX = "net-"
+
+
 def is_network_residual(key: KernelKey) -> bool:
     """Whether ``key`` holds a profiled network's ``T − K`` (its time minus its kernels' sum): the one
     kind of entry that may be negative (with several threads a network can run faster than its kernels
     timed alone)."""
-    return key.op == "overhead" and key.variant.startswith("net-")
+    return key.op == OVERHEAD_KEY_OP and key.variant.startswith(RESIDUAL_PREFIX)
 
 
 def _entry_from_dict(key: str, d: Any, where: str, signed: bool = False) -> Entry:
