@@ -16,12 +16,16 @@ re-estimation), ``kd20`` (the same 20 steps distilled from the unpruned network)
 drawn from the training split the fine-tune does not otherwise see).
 
     python benchmarks/approx_ranking.py --evals 120 --members 20 --seed 0   # ~1 h on 2 cores
+
+The JSON is written after every member and keeps every member's plan; ``--resume`` continues a run
+that was stopped, from its JSON (the search and the members done are not redone).
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import tempfile
 import time
@@ -42,6 +46,7 @@ from edgeprune.models import build_model
 from edgeprune.pipeline_config import FinalizeConfig
 from edgeprune.search.config import SearchConfig
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec, torch_threads
+from edgeprune.search.result import Candidate
 from edgeprune.search.run import run_search
 from edgeprune.train import evaluate_accuracy, fine_tune, recalibrate_changed_bn
 
@@ -88,6 +93,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads for the fine-tunes")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "approx_ranking.json")
+    ap.add_argument("--resume", action="store_true", help="continue the stopped run written to --out")
     args = ap.parse_args()
     t_start = time.time()
     torch.manual_seed(args.seed)
@@ -96,15 +102,34 @@ def main() -> None:
     cfg = SearchConfig(
         population=args.population, generations=max(1, args.evals // args.population), seed=args.seed
     )
+    previous = json.loads(args.out.read_text()) if args.resume else None
     os.environ["EDGEPRUNE_HOME"] = tempfile.mkdtemp(prefix="edgeprune-approx-home-")  # a new machine
-    profile_model(load_profile("host-cpu"), build_model(model_cfg).model, (3, 32, 32), model_name="resnet56")
+    if previous is None:  # profiled before the evaluator, which reads the table when it is made
+        profile_model(
+            load_profile("host-cpu"), build_model(model_cfg).model, (3, 32, 32), model_name="resnet56"
+        )
     spec = EvaluatorSpec(model_cfg, data_cfg, "host-cpu", cfg)
     evaluator = Evaluator(spec)
-    work = Path(tempfile.mkdtemp(prefix="edgeprune-approx-"))
-    result = run_search(spec, work / "search", evaluator=evaluator)
-    members = pick_members(list(result.candidates), args.members)
-    search_s = time.time() - t_start
-    print(f"search: {result.n_evals} evaluations ({search_s:.0f} s); {len(members)} members", flush=True)
+    if previous is not None:
+        members = [
+            Candidate(PruningPlan.from_dict(m["plan"]), tuple(m["genome"]), m["metrics"])
+            for m in previous["member_list"]
+        ]
+        n_evals, rows = previous["search_evals"], previous["rows"]
+        print(f"resuming {args.out}: {len(rows)} of {len(members)} members done", flush=True)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="edgeprune-approx-"))
+        result = run_search(spec, work / "search", evaluator=evaluator)
+        members, n_evals, rows = pick_members(list(result.candidates), args.members), result.n_evals, []
+        print(
+            f"search: {n_evals} evaluations ({time.time() - t_start:.0f} s); {len(members)} members",
+            flush=True,
+        )
+    member_list = [
+        {"plan": c.plan.to_dict(), "genome": [int(g) for g in c.genome], "metrics": dict(c.metrics)}
+        for c in members
+    ]
+    seconds_before = previous["seconds"] if previous else 0.0
 
     data = load_data(data_cfg)
     base, example = evaluator.model, evaluator.example
@@ -122,11 +147,14 @@ def main() -> None:
         "kd20": dict(calib=data.train.x[: cfg.calib_batches * 128], tune=tune, teacher=teacher, val=val),
         "val5k": dict(calib=data.train.x[: cfg.calib_batches * 128], tune=None, teacher=None, val=val5k),
     }
-    approx: dict[str, list[float]] = {k: [] for k in variants}
-    cost_s: dict[str, float] = {k: 0.0 for k in variants}
-    final: list[float] = []
-    rows = []
+    approx: dict[str, list[float]] = {k: [r[f"approx_{k}"] for r in rows] for k in variants}
+    cost_s: dict[str, float] = (
+        dict(previous["seconds_in_variants"]) if previous else {k: 0.0 for k in variants}
+    )
+    final: list[float] = [r["final_test_error"] for r in rows]
     for i, c in enumerate(members):
+        if i < len(rows):
+            continue
         with torch_threads(1):
             for name, v in variants.items():
                 t0 = time.perf_counter()
@@ -163,12 +191,13 @@ def main() -> None:
         per_eval = {k: round(cost_s[k] / len(final), 2) for k in variants}
         out = {
             "benchmark": "approx_ranking", "model": "resnet56", "data": "cifar10 (10k train, 10k test)",
-            "search_evals": result.n_evals, "members": len(members), "members_done": len(final),
+            "search_evals": n_evals, "members": len(members), "members_done": len(final),
             "final_recipe": {
                 "epochs": args.final_epochs, "lr": fin.lr, "batch_size": fin.batch_size, "schedule": "cosine",
                 "train_images": len(data.train)},
-            "kendall_tau": taus, "seconds_per_evaluation": per_eval, "rows": rows,
-            "seconds": round(time.time() - t_start, 1), "command": command_line(__file__, args),
+            "kendall_tau": taus, "seconds_per_evaluation": per_eval, "seconds_in_variants": cost_s,
+            "rows": rows, "member_list": member_list,
+            "seconds": round(seconds_before + time.time() - t_start, 1), "command": command_line(__file__, args),
         }  # fmt: skip
         write_result(args.out, out)
     print("\nvariant   tau(approx, final)   s / evaluation")

@@ -31,7 +31,6 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,22 +57,23 @@ def parse_family(spec: str) -> tuple[str, tuple[int, int, int] | None]:
     return name, ((3, int(size), int(size)) if size else None)
 
 
-def space_sampler(
+def sample_space(
     model: nn.Module,
     shape: tuple[int, int, int],
     multiple: int,
     rng: np.random.Generator,
+    n: int,
     ranks: bool = False,
-) -> Callable[[], nn.Module]:
-    """Random candidates of the search space of ``model``, built as the search builds them."""
+    sampling: str = "spread",
+) -> list[nn.Module]:
+    """``n`` random candidates of the search space of ``model``, built as the search builds them, from
+    genomes of :meth:`SearchSpace.spread` (sizes from the smallest network to the unpruned one, as a
+    front spans) or :meth:`SearchSpace.random` (uniform genes: every network near the middle)."""
     example = torch.zeros(1, *shape)
     analysis = analyze(model, example, multiple)
     space = SearchSpace.from_analysis(analysis, multiple, rank_genes=ranks)
-
-    def make() -> nn.Module:
-        return apply_plan(model, space.decode(space.random(rng, 1)[0]), example, analysis=analysis)
-
-    return make
+    genomes = space.spread(rng, n) if sampling == "spread" else space.random(rng, n)
+    return [apply_plan(model, space.decode(g), example, analysis=analysis) for g in genomes]
 
 
 def measure_end_to_end_ms(
@@ -162,6 +162,11 @@ def main() -> None:
         "--spinning", default="on", choices=("on", "off"),
         help="the target's thread spinning, profiled and timed (default: on, ONNX Runtime's own)",
     )  # fmt: skip
+    ap.add_argument(
+        "--sampling", default="spread", choices=("spread", "uniform"),
+        help="how networks are drawn: sizes spread over the space as a front spans (default), or "
+        "uniform genes (every network near the middle of the space)",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, help="default: benchmarks/results/latency_fidelity[_int8].json")
     args = ap.parse_args()
     suffix = "" if args.precision == "fp32" else f"_{args.precision}"
@@ -177,6 +182,7 @@ def main() -> None:
         return {
             "command": command_line(__file__, args),
             "target": args.target,
+            "sampling": args.sampling,
             "precision": args.precision,
             "device": describe_fingerprint(ort_cpu_fingerprint(1)),
             "load_average_at_start": load_at_start,
@@ -209,8 +215,9 @@ def main() -> None:
             )
             profile_s = time.time() - t0
             predictor = predictor_for(profile)
-            make = space_sampler(loaded.model, shape, profile.channel_multiple, rng, args.ranks)
-            nets = [make() for _ in range(args.n)]
+            nets = sample_space(
+                loaded.model, shape, profile.channel_multiple, rng, args.n, args.ranks, args.sampling
+            )
             keys = [extract_kernels(m, shape, profile.precision) for m in nets]
             pred = np.array([predictor.predict_kernels_ms(k) for k in keys])
             macs = np.array([sum(k.macs for k in ks) for ks in keys], dtype=np.float64)

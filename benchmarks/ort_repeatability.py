@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from bench_common import command_line, write_result
-from latency_fidelity import figures, measure_end_to_end_ms, space_sampler
+from latency_fidelity import figures, measure_end_to_end_ms, sample_space
 
 from edgeprune.config import ModelConfig
 from edgeprune.latency.kernel_models import export_onnx
@@ -40,8 +40,10 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     model = build_model(ModelConfig(name="torchvision:mobilenet_v2", num_classes=10)).model
-    make = space_sampler(model, (3, 32, 32), 8, rng)
-    nets = [export_onnx(make(), (1, 3, 32, 32)) for _ in range(args.n)]
+    nets = [
+        export_onnx(m, (1, 3, 32, 32))
+        for m in sample_space(model, (3, 32, 32), 8, rng, args.n, sampling="uniform")
+    ]
     load = [round(v, 2) for v in os.getloadavg()]
     results = {}
     for name, (threads, spin) in CONFIGS.items():

@@ -121,7 +121,10 @@ def calibration_networks(
     model: nn.Module, input_shape: tuple[int, int, int], multiple: int, n: int, seed: int = 0
 ) -> list[nn.Module]:
     """``n`` members of ``model``'s search space (seeded: the same ones on every run), built as the
-    search builds candidates; half keep every block, half drop some, so width and depth both vary."""
+    search builds candidates, their sizes spread from the smallest networks to the unpruned one
+    (:meth:`SearchSpace.spread`: the overhead fit then spans what a front spans, not only the middle
+    of the space that uniform genomes all fall in); half keep every block, half drop some, so width
+    and depth both vary."""
     if n <= 0:
         return []
     import numpy as np
@@ -134,7 +137,7 @@ def calibration_networks(
         return []
     rng = np.random.default_rng(seed)
     out = []
-    for i, genome in enumerate(space.random(rng, n)):
+    for i, genome in enumerate(space.spread(rng, n)):
         if i % 2 == 0:
             genome = np.where([g.kind == "depth" for g in space.genes], space.upper_bounds, genome)
         out.append(apply_plan(model, space.decode(genome), example, analysis=analysis))

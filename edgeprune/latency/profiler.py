@@ -24,6 +24,7 @@ import numpy as np
 
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.predictor import overhead_key
+from edgeprune.latency.quiet import QUIET_ROUNDS, QuietWatch
 from edgeprune.latency.table import OVERHEAD_KEY_OP, Entry, LatencyTable
 from edgeprune.latency.timing import SPINNING_DEFAULT, threading_fields
 
@@ -207,6 +208,10 @@ def profile_kernels(
     ``quantize`` turns each kernel's FP32 models into the models timed (INT8 keys: the target's
     recipe); ``networks`` are passed already in the form they are timed in. The empty call stays an
     Identity model at every precision: it is the runtime's cost of a call, with nothing to quantize.
+
+    With several threads a :class:`~edgeprune.latency.quiet.QuietWatch` probes the machine between
+    measurements, and keys none of whose passes ran quiet are measured again once it is quiet
+    (provenance ``quiet``).
     """
     table = LatencyTable.load(table_path) if table_path.is_file() else new_table(timer, passes, warmup, runs)
     if any(k.op == OVERHEAD_KEY_OP for k in keys):
@@ -229,34 +234,61 @@ def profile_kernels(
             quantized[onnx_model] = quantize(onnx_model)
         return quantized[onnx_model]
 
+    threads = int(timer.info().get("threads", 1))
+    watch = QuietWatch(timer) if threads > 1 and todo_keys else None
+    spans: dict[KernelKey, list[tuple[float, float]]] = {}  # when each pass of this run was measured
     rng = np.random.default_rng(seed)
     last_save = time.monotonic()
+
+    def measure(key: KernelKey) -> None:
+        nonlocal done, last_save
+        if watch is not None:
+            watch.tick()
+        start = time.monotonic()
+        if key in onnx_of:
+            stats = _measure_network(onnx_of[key], timer)
+        elif key.op == OVERHEAD_KEY_OP:
+            stats = measure_kernel(key, timer)
+        else:
+            if key not in exported:
+                from edgeprune.latency.kernel_models import kernel_models
+
+                pair = kernel_models(key)
+                exported[key] = pair if quantize is None else (_q(pair[0]), _q(pair[1]))
+            stats = measure_kernel(key, timer, exported[key])
+        spans.setdefault(key, []).append((start, time.monotonic()))
+        table.add_pass(key, *stats)
+        done += 1
+        if on_progress:
+            on_progress(done, total, key)
+        if time.monotonic() - last_save > save_every_s:
+            table.save(table_path)
+            last_save = time.monotonic()
+
     if on_progress:
         on_progress(done, total, None)
     try:
         for p in range(1, passes + 1):
-            order = [todo_keys[i] for i in rng.permutation(len(todo_keys))]
-            for key in order:
-                if table.passes_of(key) >= p:
-                    continue
-                if key in onnx_of:
-                    stats = _measure_network(onnx_of[key], timer)
-                elif key.op == OVERHEAD_KEY_OP:
-                    stats = measure_kernel(key, timer)
-                else:
-                    if key not in exported:
-                        from edgeprune.latency.kernel_models import kernel_models
-
-                        pair = kernel_models(key)
-                        exported[key] = pair if quantize is None else (_q(pair[0]), _q(pair[1]))
-                    stats = measure_kernel(key, timer, exported[key])
-                table.add_pass(key, *stats)
-                done += 1
-                if on_progress:
-                    on_progress(done, total, key)
-                if time.monotonic() - last_save > save_every_s:
-                    table.save(table_path)
-                    last_save = time.monotonic()
+            for key in [todo_keys[i] for i in rng.permutation(len(todo_keys))]:
+                if table.passes_of(key) < p:
+                    measure(key)
+        if watch is not None:
+            remeasured = 0
+            for _ in range(QUIET_ROUNDS):
+                watch.probe()  # closes the last span
+                loud = [k for k, ss in spans.items() if not any(watch.quiet_between(*s) for s in ss)]
+                if not loud:
+                    break
+                total += len(loud)
+                for key in loud:
+                    watch.wait_quiet()
+                    measure(key)
+                remeasured += len(loud)
+            watch.probe()
+            still = [k for k, ss in spans.items() if not any(watch.quiet_between(*s) for s in ss)]
+            table.provenance["quiet"] = {
+                **watch.summary(), "remeasured": remeasured, "without_a_quiet_pass": [str(k) for k in still],
+            }  # fmt: skip
         _store_residuals(table, networks)
         _keep_reference(table, table_path, networks)
     finally:

@@ -236,6 +236,18 @@ class SearchSpace:
         """``n`` uniformly random genomes."""
         return rng.integers(0, self.upper_bounds + 1, size=(n, self.n_var))
 
+    def spread(self, rng: np.random.Generator, n: int, jitter: float = 0.2) -> np.ndarray:
+        """``n`` random genomes whose overall size is spread from the smallest network to the unpruned one.
+
+        Uniform genomes (:meth:`random`) all have about the same size, a sum of many independent genes,
+        while a search's front runs from its smallest networks to the unpruned one. Genome ``i`` draws a
+        centre ``c`` stratified over [0, 1] (one per ``1/n`` slice, in random order), and every gene the
+        index nearest to ``upper · (c + N(0, jitter))``, clipped to its levels.
+        """
+        centres = (rng.permutation(n) + rng.uniform(0.0, 1.0, n)) / max(n, 1)
+        frac = np.clip(centres[:, None] + rng.normal(0.0, jitter, (n, self.n_var)), 0.0, 1.0)
+        return np.rint(frac * self.upper_bounds).astype(int)
+
     def describe(self) -> list[tuple[str, str, str]]:
         """(gene, kind, levels) rows for printing."""
         rows: list[tuple[str, str, str]] = []

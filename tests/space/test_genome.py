@@ -91,3 +91,20 @@ def test_wrong_genome_length_is_a_config_error(resnet20_space):
     with pytest.raises(ConfigError, match="genes"):
         space.decode(np.zeros(space.n_var + 1))
     assert json.loads(space.decode(space.uniform(0.5)).to_json())
+
+
+def test_spread_genomes_span_sizes_that_uniform_genomes_do_not(resnet20_space):
+    _, _, analysis, space = resnet20_space
+    rng = np.random.default_rng(0)
+
+    def sizes(genomes):
+        return np.array([predict_params(analysis, space.decode(g)) for g in genomes], dtype=float)
+
+    spread, uniform = space.spread(rng, 40), space.random(rng, 40)
+    assert spread.shape == (40, space.n_var) and spread.dtype.kind == "i"
+    assert np.all(spread >= 0) and np.all(spread <= space.upper_bounds)
+    full = predict_params(analysis, space.decode(space.unpruned()))
+    s, u = sizes(spread) / full, sizes(uniform) / full
+    # stratified centres: the smallest and the largest decile are both reached
+    assert s.min() < 0.15 and s.max() > 0.8
+    assert np.ptp(s) > 1.5 * np.ptp(u)

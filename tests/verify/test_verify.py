@@ -187,3 +187,51 @@ def test_a_prediction_off_by_1_3x_fails_against_the_reference_network(pick_copy,
         doc = json.loads((pick_copy / "verify.json").read_text())
         assert doc["latency"]["reference"]["table_ms"] == ref_ms and "drift" in doc["latency"]["reference"]
     assert results["right"][0] and not results["1.3x too fast"][0], results
+
+
+class _Scripted:
+    """A session whose pass medians follow a script: the pairing logic tested without a clock."""
+
+    def __init__(self, medians: list[float]):
+        self.medians, self.calls = list(medians), 0
+        self.input_shape = (1, 3, 32, 32)
+
+    def benchmark(self, x, warmup, repetitions, passes):
+        from edgeprune.latency.timing import stats_of
+
+        m = self.medians[self.calls]
+        self.calls += 1
+        return stats_of([[m] * repetitions], warmup)
+
+
+class _Runtime:
+    def __init__(self, ref: _Scripted):
+        self.ref = ref
+
+    def load(self, path):
+        return self.ref
+
+
+@pytest.mark.parametrize(
+    ("pick_ms", "ref_ms", "passes_timed", "paired"),
+    [
+        ([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], 3, 1.0),  # settled: no extra pass
+        # a burst slows the pick in one pass: more passes until the last 3 agree; the median outvotes it
+        ([1.0, 1.6, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0], 5, 1.0),
+        # the whole machine slows by 2x in the second pass: both networks slow, the ratio holds
+        ([1.0, 2.0, 2.0], [1.0, 2.0, 2.0], 3, 1.0),
+        # never settles: stops at three times the passes, with the median of all nine
+        ([1.0, 1.5] * 5, [1.0] * 10, 9, 1.0),
+    ],
+)
+def test_paired_passes_outvote_a_burst_and_stop(pick_ms, ref_ms, passes_timed, paired):
+    import numpy as np
+
+    from edgeprune.verify.pick import _latency_with_reference
+
+    pick, ref = _Scripted(pick_ms), _Scripted(ref_ms)
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    lat = _latency_with_reference(_Runtime(ref), pick, x, (Path("ref.onnx"), 1.0), 0, 5, 3, 1.2)
+    assert lat["passes"] == passes_timed == pick.calls == ref.calls
+    assert lat["reference"]["paired_ratio"] == pytest.approx(paired)
+    assert len(lat["reference"]["paired_ratios"]) == passes_timed
