@@ -276,7 +276,7 @@ def profile_kernels(
             remeasured = 0
             for _ in range(QUIET_ROUNDS):
                 watch.probe()  # closes the last span
-                loud = [k for k, ss in spans.items() if not any(watch.quiet_between(*s) for s in ss)]
+                loud = watch.loud(spans)
                 if not loud:
                     break
                 total += len(loud)
@@ -285,7 +285,7 @@ def profile_kernels(
                     measure(key)
                 remeasured += len(loud)
             watch.probe()
-            still = [k for k, ss in spans.items() if not any(watch.quiet_between(*s) for s in ss)]
+            still = watch.loud(spans)
             table.provenance["quiet"] = {
                 **watch.summary(), "remeasured": remeasured, "without_a_quiet_pass": [str(k) for k in still],
             }  # fmt: skip

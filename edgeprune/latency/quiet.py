@@ -13,7 +13,7 @@ small probe on the same timer (a 3×3 convolution, 32 channels at 16×16, which 
 episodes against 1.06× outside them, correlation 0.89 with ResNet-56) at most every
 ``interval_s``, and a pass counts as *quiet* when every probe around it ran within ``tolerance`` of
 the best probe of the run. Keys without a quiet pass are measured again, each once the probe says
-the machine is quiet (waiting up to ``max_wait_s``), for up to ``rounds`` rounds.
+the machine is quiet (waiting up to ``max_wait_s``), for up to ``QUIET_ROUNDS`` rounds.
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ class QuietWatch:
         if hi >= len(self.times):
             return False
         return all(self.is_quiet(ms) for ms in self.ms[lo : hi + 1])
+
+    def loud(self, spans: dict[Any, list[tuple[float, float]]]) -> list[Any]:
+        """The keys of ``spans`` (key → when each of its passes was measured) with no quiet pass."""
+        return [k for k, ss in spans.items() if not any(self.quiet_between(*s) for s in ss)]
 
     def wait_quiet(self) -> bool:
         """Probe until a probe runs quiet (True) or ``max_wait_s`` has passed (False)."""
