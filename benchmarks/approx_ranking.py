@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "approx_ranking.json")
     ap.add_argument("--resume", action="store_true", help="continue the stopped run written to --out")
     args = ap.parse_args()
+    if args.resume and not args.out.is_file():
+        raise SystemExit(f"--resume: {args.out} does not exist; start the run without --resume")
     t_start = time.time()
     torch.manual_seed(args.seed)
     model_cfg = ModelConfig(name="resnet56", weights=SHARED / "pretrained" / "resnet56-4bfd9763.th")

@@ -210,8 +210,8 @@ def profile_kernels(
     Identity model at every precision: it is the runtime's cost of a call, with nothing to quantize.
 
     With several threads a :class:`~edgeprune.latency.quiet.QuietWatch` probes the machine between
-    measurements, and keys none of whose passes ran quiet are measured again once it is quiet
-    (provenance ``quiet``).
+    measurements, and keys none of whose passes ran quiet are measured again once it is quiet; when
+    it stays loud for the watch's ``max_wait_s`` the profiler stops waiting (provenance ``quiet``).
     """
     table = LatencyTable.load(table_path) if table_path.is_file() else new_table(timer, passes, warmup, runs)
     if any(k.op == OVERHEAD_KEY_OP for k in keys):
@@ -273,21 +273,24 @@ def profile_kernels(
                 if table.passes_of(key) < p:
                     measure(key)
         if watch is not None:
-            remeasured = 0
+            remeasured, gave_up = 0, False
             for _ in range(QUIET_ROUNDS):
                 watch.probe()  # closes the last span
                 loud = watch.loud(spans)
-                if not loud:
+                if not loud or gave_up:
                     break
                 total += len(loud)
                 for key in loud:
-                    watch.wait_quiet()
+                    if not watch.wait_quiet():  # loud for max_wait_s: it will not turn quiet soon
+                        gave_up = True
+                        break
                     measure(key)
-                remeasured += len(loud)
+                    remeasured += 1
             watch.probe()
             still = watch.loud(spans)
             table.provenance["quiet"] = {
-                **watch.summary(), "remeasured": remeasured, "without_a_quiet_pass": [str(k) for k in still],
+                **watch.summary(), "remeasured": remeasured, "gave_up": gave_up,
+                "without_a_quiet_pass": [str(k) for k in still],
             }  # fmt: skip
         _store_residuals(table, networks)
         _keep_reference(table, table_path, networks)

@@ -94,3 +94,24 @@ def test_keys_measured_only_in_a_slow_episode_are_measured_again(tmp_path, loud_
 def test_one_thread_has_no_watch(tmp_path):
     table, _ = profile_kernels(KEYS, tmp_path / "t.json", FakeTimer(), passes=1)
     assert "quiet" not in table.provenance
+
+
+class TurnsLoudTimer(EpisodeTimer):
+    """FakeTimer's timings on a 2-thread target, 1.5x slow from call ``quiet_calls`` on, for good."""
+
+    def time_models_ms(self, models):
+        out = FakeTimer.time_models_ms(self, models)
+        factor = 1.5 if self.calls > self.loud_calls else 1.0
+        return [[t * factor for t in ts] for ts in out]
+
+
+def test_a_machine_that_stays_loud_is_not_waited_for_key_after_key(tmp_path, monkeypatch):
+    import edgeprune.latency.quiet as quiet_mod
+
+    monkeypatch.setattr(quiet_mod, "MAX_WAIT_S", 0.05)
+    timer = TurnsLoudTimer(loud_calls=2)  # the first probe and the first key run quiet, then never again
+    table, _ = profile_kernels(KEYS, tmp_path / "t.json", timer, passes=2)
+    quiet = table.provenance["quiet"]
+    assert quiet["gave_up"] and quiet["remeasured"] == 0
+    assert quiet["without_a_quiet_pass"]  # recorded, not hidden
+    assert all(table.passes_of(k) >= 2 for k in KEYS)  # every key still has its passes
