@@ -43,7 +43,9 @@ from edgeprune.config import ModelConfig
 from edgeprune.graph import analyze, apply_plan
 from edgeprune.latency import HardwareProfile, extract_kernels, load_profile, predictor_for
 from edgeprune.latency.kernel_models import export_onnx
-from edgeprune.latency.profile_run import profile_model
+from edgeprune.latency.profile_run import make_timer, profile_model
+from edgeprune.latency.quiet import QuietWatch
+from edgeprune.latency.table import LatencyTable
 from edgeprune.latency.timing import describe_fingerprint, ort_cpu_fingerprint, time_models_ms
 from edgeprune.models import build_model
 from edgeprune.space import SearchSpace
@@ -84,16 +86,44 @@ def measure_end_to_end_ms(
     rng: np.random.Generator,
     spinning: bool,
     quiet: bool = False,
-) -> np.ndarray:
-    """Min over passes (shuffled order, fresh session each) of the median of ``runs`` timed calls."""
+    watch: QuietWatch | None = None,
+) -> tuple[np.ndarray, dict | None]:
+    """Min over passes (shuffled order, fresh session each) of the median of ``runs`` timed calls.
+
+    With a ``watch`` (several threads), networks none of whose passes ran quiet are timed again as
+    the profiler measures kernels again (:meth:`QuietWatch.measure_again`): what the watch saw is
+    returned beside the times, else None."""
     best = np.full(len(models), np.inf)
+    spans: dict[int, list[tuple[float, float]]] = {}
+
+    def measure(i: int) -> None:
+        if watch is not None:
+            watch.tick()
+        start = time.monotonic()
+        samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs, spinning=spinning)[0]
+        spans.setdefault(i, []).append((start, time.monotonic()))
+        best[i] = min(best[i], float(np.median(samples)))
+
     for p in range(passes):
         for i in rng.permutation(len(models)):
-            samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs, spinning=spinning)[0]
-            best[i] = min(best[i], float(np.median(samples)))
+            measure(int(i))
         if not quiet:
             print(f"    pass {p + 1}/{passes} done", flush=True)
-    return best
+    seen = watch.measure_again(spans, measure) if watch is not None else None
+    return best, seen
+
+
+def quiet_watch(profile: HardwareProfile) -> QuietWatch | None:
+    """A watch probing on the profiler's own timer, at several threads (one thread is not disturbed)."""
+    return QuietWatch(make_timer(profile, None, None, 30, 100)) if profile.threads > 1 else None
+
+
+def table_quiet(table_path: Path) -> dict | None:
+    """What the profiler's quiet watch saw while profiling the table (several threads), keys counted."""
+    quiet = LatencyTable.load(table_path).provenance.get("quiet")
+    if quiet is None:
+        return None
+    return {**quiet, "without_a_quiet_pass": len(quiet["without_a_quiet_pass"])}
 
 
 def shipped_int8_onnx(
@@ -232,17 +262,35 @@ def main() -> None:
                 f"({predictor.source}); {args.n} networks, {macs.min() / 1e6:.1f}-{macs.max() / 1e6:.1f} M MACs",
                 flush=True,
             )
-            rounds = [
-                measure_end_to_end_ms(onnx_models, threads, args.passes, args.runs, rng, profile.spinning)
+            timed = [
+                measure_end_to_end_ms(
+                    onnx_models,
+                    threads,
+                    args.passes,
+                    args.runs,
+                    rng,
+                    profile.spinning,
+                    watch=quiet_watch(profile),
+                )
                 for _ in range(args.rounds)
             ]
+            rounds = [t for t, _ in timed]
             meas = np.mean(rounds, axis=0)
+            watched = [w for _, w in timed if w is not None]
+            if watched:
+                print(
+                    "    quiet watch:",
+                    [{k: w[k] for k in ("loud_share", "remeasured", "gave_up")} for w in watched],
+                )
             repeat = {"repeatability": figures(rounds[1], rounds[0])} if len(rounds) > 1 else {}
             flops = flops_out_of_sample(macs, meas, rng)
             results[f"{spec}/t{threads}"] = {
                 "family": spec, "input_shape": list(shape), **profile.threading, "precision": profile.precision,
                 "n": args.n,
                 "table_kernels": summary.kernels, "profile_s": round(profile_s, 1), "source": predictor.source,
+                "table_quiet": table_quiet(summary.table_path),
+                "measurement_quiet": [{k: v for k, v in w.items() if k != "without_a_quiet_pass"}
+                                      | {"without_a_quiet_pass": len(w["without_a_quiet_pass"])} for w in watched],
                 "table": figures(pred, meas), "flops_out_of_sample": figures(flops, meas), **repeat,
                 "measured_ms": {"min": round(float(meas.min()), 4), "max": round(float(meas.max()), 4)},
                 "per_network": [

@@ -24,7 +24,7 @@ import numpy as np
 
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.predictor import overhead_key
-from edgeprune.latency.quiet import QUIET_ROUNDS, QuietWatch
+from edgeprune.latency.quiet import QuietWatch
 from edgeprune.latency.table import OVERHEAD_KEY_OP, Entry, LatencyTable
 from edgeprune.latency.timing import SPINNING_DEFAULT, threading_fields
 
@@ -273,25 +273,12 @@ def profile_kernels(
                 if table.passes_of(key) < p:
                     measure(key)
         if watch is not None:
-            remeasured, gave_up = 0, False
-            for _ in range(QUIET_ROUNDS):
-                watch.probe()  # closes the last span
-                loud = watch.loud(spans)
-                if not loud or gave_up:
-                    break
-                total += len(loud)
-                for key in loud:
-                    if not watch.wait_quiet():  # loud for max_wait_s: it will not turn quiet soon
-                        gave_up = True
-                        break
-                    measure(key)
-                    remeasured += 1
-            watch.probe()
-            still = watch.loud(spans)
-            table.provenance["quiet"] = {
-                **watch.summary(), "remeasured": remeasured, "gave_up": gave_up,
-                "without_a_quiet_pass": [str(k) for k in still],
-            }  # fmt: skip
+
+            def more(n: int) -> None:
+                nonlocal total
+                total += n
+
+            table.provenance["quiet"] = watch.measure_again(spans, measure, on_round=more)
         _store_residuals(table, networks)
         _keep_reference(table, table_path, networks)
     finally:

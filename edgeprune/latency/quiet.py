@@ -105,6 +105,37 @@ class QuietWatch:
             self.sleep(self.interval_s)
         return True
 
+    def measure_again(
+        self,
+        spans: dict[Any, list[tuple[float, float]]],
+        measure: Callable[[Any], None],
+        on_round: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """After the passes: measure again (``measure(key)``, which adds to ``spans``) each key without
+        a quiet pass once the probe runs quiet, for up to ``QUIET_ROUNDS`` rounds (``on_round`` gets
+        each round's count first); stop when no quiet probe comes within ``max_wait_s``. Returns
+        :meth:`summary` with what was measured again and what still has no quiet pass."""
+        remeasured, gave_up = 0, False
+        for _ in range(QUIET_ROUNDS):
+            self.probe()  # closes the last span
+            loud = self.loud(spans)
+            if not loud or gave_up:
+                break
+            if on_round:
+                on_round(len(loud))
+            for key in loud:
+                if not self.wait_quiet():  # loud for max_wait_s: it will not turn quiet soon
+                    gave_up = True
+                    break
+                measure(key)
+                remeasured += 1
+        self.probe()
+        still = self.loud(spans)
+        return {
+            **self.summary(), "remeasured": remeasured, "gave_up": gave_up,
+            "without_a_quiet_pass": [str(k) for k in still],
+        }  # fmt: skip
+
     def summary(self) -> dict[str, Any]:
         """What the watch saw, for the table's provenance."""
         loud = sum(not self.is_quiet(ms) for ms in self.ms)
