@@ -5,7 +5,9 @@ measures the family's search space with ``edgeprune profile``'s own code into a 
 ``$EDGEPRUNE_HOME`` (no committed table is read), then draws N random networks from the search space
 (random genomes decoded and built exactly as the search builds candidates), predicts each from the
 table and times it end to end on ONNX Runtime at that thread count (fresh session per network per
-pass, warm-up, median of the runs; minimum over passes, networks shuffled every pass).
+pass, warm-up, median of the runs; minimum over passes, networks shuffled every pass). At several
+threads the same quiet watch as the profiler's times again the networks none of whose passes ran
+quiet, so the truth is timed as the table is (``measurement_quiet`` and ``table_quiet`` in the JSON).
 
 The FLOPs line ``t = a·MACs`` is fitted out of sample: ``a`` fitted (least squares on relative error)
 on one half of the networks predicts the other half, and the other way round. Printed and written as
