@@ -5,9 +5,8 @@ measures the family's search space with ``edgeprune profile``'s own code into a 
 ``$EDGEPRUNE_HOME`` (no committed table is read), then draws N random networks from the search space
 (random genomes decoded and built exactly as the search builds candidates), predicts each from the
 table and times it end to end on ONNX Runtime at that thread count (fresh session per network per
-pass, warm-up, median of the runs; minimum over passes, networks shuffled every pass). At several
-threads the same quiet watch as the profiler's times again the networks none of whose passes ran
-quiet, so the truth is timed as the table is (``measurement_quiet`` and ``table_quiet`` in the JSON).
+pass, warm-up, median of the runs; minimum over passes, networks shuffled every pass). The same
+quiet watch as the profiler's times again the networks none of whose passes ran quiet, so the truth is timed as the table is (``measurement_quiet`` and ``table_quiet`` in the JSON).
 
 The FLOPs line ``t = a·MACs`` is fitted out of sample: ``a`` fitted (least squares on relative error)
 on one half of the networks predicts the other half, and the other way round. Printed and written as
@@ -92,7 +91,7 @@ def measure_end_to_end_ms(
 ) -> tuple[np.ndarray, dict | None]:
     """Min over passes (shuffled order, fresh session each) of the median of ``runs`` timed calls.
 
-    With a ``watch`` (several threads), networks none of whose passes ran quiet are timed again as
+    With a ``watch``, networks none of whose passes ran quiet are timed again as
     the profiler measures kernels again (:meth:`QuietWatch.measure_again`): what the watch saw is
     returned beside the times, else None."""
     best = np.full(len(models), np.inf)
@@ -115,13 +114,13 @@ def measure_end_to_end_ms(
     return best, seen
 
 
-def quiet_watch(profile: HardwareProfile) -> QuietWatch | None:
-    """A watch probing on the profiler's own timer, at several threads (one thread is not disturbed)."""
-    return QuietWatch(make_timer(profile, None, None, 30, 100)) if profile.threads > 1 else None
+def quiet_watch(profile: HardwareProfile) -> QuietWatch:
+    """A watch probing on the profiler's own timer, as the profiler's own watch does."""
+    return QuietWatch(make_timer(profile, None, None, 30, 100))
 
 
 def table_quiet(table_path: Path) -> dict | None:
-    """What the profiler's quiet watch saw while profiling the table (several threads), keys counted."""
+    """What the profiler's quiet watch saw while profiling the table, keys counted."""
     quiet = LatencyTable.load(table_path).provenance.get("quiet")
     if quiet is None:
         return None

@@ -234,8 +234,8 @@ def profile_kernels(
             quantized[onnx_model] = quantize(onnx_model)
         return quantized[onnx_model]
 
-    threads = int(timer.info().get("threads", 1))
-    watch = QuietWatch(timer) if threads > 1 and todo_keys else None
+    # a CPU shared with other work runs slow in episodes, at one thread too (see edgeprune.latency.quiet)
+    watch = QuietWatch(timer) if todo_keys and timer.info().get("runtime") == "onnxruntime-cpu" else None
     spans: dict[KernelKey, list[tuple[float, float]]] = {}  # when each pass of this run was measured
     rng = np.random.default_rng(seed)
     last_save = time.monotonic()

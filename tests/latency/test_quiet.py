@@ -64,11 +64,12 @@ class EpisodeTimer(FakeTimer):
 
     def __init__(self, loud_calls: int):
         super().__init__()
-        self.loud_calls = loud_calls
+        self.loud_calls, self.all_calls = loud_calls, 0  # all_calls counts the probes too
 
     def time_models_ms(self, models):
         out = super().time_models_ms(models)
-        factor = 1.5 if self.calls <= self.loud_calls else 1.0
+        self.all_calls += 1
+        factor = 1.5 if self.all_calls <= self.loud_calls else 1.0
         return [[t * factor for t in ts] for ts in out]
 
     def info(self):
@@ -91,8 +92,16 @@ def test_keys_measured_only_in_a_slow_episode_are_measured_again(tmp_path, loud_
     assert all(table.passes_of(k) >= 2 for k in KEYS)
 
 
-def test_one_thread_has_no_watch(tmp_path):
+class GpuTimer(FakeTimer):
+    def info(self):
+        return {**super().info(), "runtime": "tensorrt"}
+
+
+def test_one_thread_is_watched_and_a_gpu_runtime_is_not(tmp_path):
+    # one thread of a shared CPU also runs slow in episodes; a probe on a GPU would build an engine
     table, _ = profile_kernels(KEYS, tmp_path / "t.json", FakeTimer(), passes=1)
+    assert table.provenance["quiet"]["remeasured"] == 0
+    table, _ = profile_kernels(KEYS, tmp_path / "g.json", GpuTimer(), passes=1)
     assert "quiet" not in table.provenance
 
 
@@ -101,7 +110,8 @@ class TurnsLoudTimer(EpisodeTimer):
 
     def time_models_ms(self, models):
         out = FakeTimer.time_models_ms(self, models)
-        factor = 1.5 if self.calls > self.loud_calls else 1.0
+        self.all_calls += 1
+        factor = 1.5 if self.all_calls > self.loud_calls else 1.0
         return [[t * factor for t in ts] for ts in out]
 
 
