@@ -209,7 +209,7 @@ def profile_kernels(
     recipe); ``networks`` are passed already in the form they are timed in. The empty call stays an
     Identity model at every precision: it is the runtime's cost of a call, with nothing to quantize.
 
-    With several threads a :class:`~edgeprune.latency.quiet.QuietWatch` probes the machine between
+    On ONNX Runtime on a CPU a :class:`~edgeprune.latency.quiet.QuietWatch` probes the machine between
     measurements, and keys none of whose passes ran quiet are measured again once it is quiet; when
     it stays loud for the watch's ``max_wait_s`` the profiler stops waiting (provenance ``quiet``).
     """

@@ -1,11 +1,13 @@
-"""Quiet windows: kernels profiled with several threads are kept only from passes the machine ran at speed.
+"""Quiet windows: kernels are kept only from passes the machine ran at speed (ONNX Runtime on a CPU).
 
 On a machine whose cores are shared with other work (a cloud VM whose vCPUs other guests also use),
-work that needs every core runs much slower for seconds at a time, while one thread is not
-affected. Measured on the 2-core VM these tables were developed on, over 90 s: ResNet-56 at 2
-threads ran ≥ 1.15× its best for 30 % of the time, in episodes of 4-15 s, at about 1.3×; at 1
-thread no such episodes showed. A table profiled in such an episode priced every kernel slow (one
-run: ResNet-56 networks predicted 33 % slow on average at 2 threads).
+work runs much slower for seconds at a time. Measured on the 2-core VM these tables were developed
+on, over 90 s: ResNet-56 at 2 threads ran ≥ 1.15× its best for 30 % of the time, in episodes of
+4-15 s, at about 1.3×; at 1 thread none showed that day. On another day 1 thread was hit too: 11
+MobileNetV2s, each timed 12 times in turn, ran 1.3-1.6× their best in the same stretch of the run,
+and a benchmark timing the very networks a table had profiled measured them 9 % slower on average.
+A table profiled in such an episode prices every kernel slow (one run: ResNet-56 networks predicted
+33 % slow on average at 2 threads).
 
 The profiler's passes are spread in time and each entry is the minimum over passes of the pass
 median, so one pass at speed is enough. A :class:`QuietWatch` makes sure there is one: it times a
