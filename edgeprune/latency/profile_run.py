@@ -123,8 +123,8 @@ def calibration_networks(
     """``n`` members of ``model``'s search space (seeded: the same ones on every run), built as the
     search builds candidates, their sizes spread from the smallest networks to the unpruned one
     (:meth:`SearchSpace.spread`: the overhead fit then spans what a front spans, not only the middle
-    of the space that uniform genomes all fall in); half keep every block, half drop some, so width
-    and depth both vary."""
+    of the space that uniform genomes all fall in); half keep every block, half (the smallest among
+    them) drop some, so width and depth both vary."""
     if n <= 0:
         return []
     import numpy as np
@@ -136,10 +136,15 @@ def calibration_networks(
     if space is None:
         return []
     rng = np.random.default_rng(seed)
+    # the space's smallest network itself (a front's fastest members come close to it) and n - 1 spread
+    # ones, smallest first; every second one keeps all its blocks, so the smallest are also shallow
+    genomes = np.vstack([np.zeros((1, space.n_var), dtype=int), space.spread(rng, n - 1)])
+    size = (genomes / np.maximum(space.upper_bounds, 1)).mean(axis=1)
+    depth = np.array([g.kind == "depth" for g in space.genes])
     out = []
-    for i, genome in enumerate(space.spread(rng, n)):
-        if i % 2 == 0:
-            genome = np.where([g.kind == "depth" for g in space.genes], space.upper_bounds, genome)
+    for i, genome in enumerate(genomes[np.argsort(size, kind="stable")]):
+        if i % 2 == 1:
+            genome = np.where(depth, space.upper_bounds, genome)
         out.append(apply_plan(model, space.decode(genome), example, analysis=analysis))
     return out
 
