@@ -38,6 +38,7 @@ QUIET_TOLERANCE = 1.15
 PROBE_INTERVAL_S = 0.5
 MAX_WAIT_S = 30.0
 QUIET_ROUNDS = 3
+MAX_AGAIN_S = 120.0  # all measuring again together: a machine that flickers is not waited on for ever
 
 
 class QuietWatch:
@@ -115,9 +116,12 @@ class QuietWatch:
     ) -> dict[str, Any]:
         """After the passes: measure again (``measure(key)``, which adds to ``spans``) each key without
         a quiet pass once the probe runs quiet, for up to ``QUIET_ROUNDS`` rounds (``on_round`` gets
-        each round's count first); stop when no quiet probe comes within ``max_wait_s``. Returns
+        each round's count first); stop when no quiet probe comes within ``max_wait_s``, or after
+        ``MAX_AGAIN_S`` in all (one run of a 500-kernel table waited more than 11 minutes on a machine
+        that turned quiet for a moment between long loud stretches). Returns
         :meth:`summary` with what was measured again and what still has no quiet pass."""
         remeasured, gave_up = 0, False
+        deadline = self.clock() + MAX_AGAIN_S
         for _ in range(QUIET_ROUNDS):
             self.probe()  # closes the last span
             loud = self.loud(spans)
@@ -126,7 +130,9 @@ class QuietWatch:
             if on_round:
                 on_round(len(loud))
             for key in loud:
-                if not self.wait_quiet():  # loud for max_wait_s: it will not turn quiet soon
+                if (
+                    self.clock() > deadline or not self.wait_quiet()
+                ):  # loud for max_wait_s: it will not turn quiet soon
                     gave_up = True
                     break
                 measure(key)

@@ -125,3 +125,12 @@ def test_a_machine_that_stays_loud_is_not_waited_for_key_after_key(tmp_path, mon
     assert quiet["gave_up"] and quiet["remeasured"] == 0
     assert quiet["without_a_quiet_pass"]  # recorded, not hidden
     assert all(table.passes_of(k) >= 2 for k in KEYS)  # every key still has its passes
+
+
+def test_measuring_again_stops_at_its_overall_limit(tmp_path, monkeypatch):
+    import edgeprune.latency.quiet as quiet_mod
+
+    monkeypatch.setattr(quiet_mod, "MAX_AGAIN_S", -1.0)  # spent before the first key
+    table, _ = profile_kernels(KEYS, tmp_path / "t.json", EpisodeTimer(8), passes=2)
+    quiet = table.provenance["quiet"]
+    assert quiet["gave_up"] and quiet["remeasured"] == 0 and quiet["without_a_quiet_pass"]
