@@ -48,7 +48,8 @@ def main() -> None:
     results = {}
     for name, (threads, spin) in CONFIGS.items():
         a, b = (
-            measure_end_to_end_ms(nets, threads, args.passes, args.runs, rng, spin, quiet=True)[0] for _ in "ab"
+            measure_end_to_end_ms(nets, threads, args.passes, args.runs, rng, spin, quiet=True)[0]
+            for _ in "ab"
         )
         results[name] = {"threads": threads, "allow_spinning": spin, "median_ms": round(float(np.median(a)), 4),
                          "range_ms": [round(float(a.min()), 4), round(float(a.max()), 4)], "repeat": figures(b, a)}  # fmt: skip
