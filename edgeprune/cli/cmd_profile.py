@@ -128,3 +128,9 @@ def command(
         f"{s.target}: {s.kernels} kernels for {s.model}, {s.measured_now} measurements now "
         f"({s.entries} entries, {s.source}) -> {s.table_path}"
     )
+    if s.without_a_quiet_pass:
+        click.echo(
+            f"warning: {s.without_a_quiet_pass} entries were measured only while this machine ran slow "
+            f"(other work on its cores); delete {s.table_path} and profile again when it is quiet",
+            err=True,
+        )

@@ -46,6 +46,7 @@ class ProfileSummary:
     measured_now: int
     entries: int
     source: str
+    without_a_quiet_pass: int = 0  # entries measured only while the machine ran slow (quiet watch)
 
 
 def make_timer(
@@ -205,8 +206,9 @@ def profile_model(
         networks=networks,
         quantize=quantize,
     )
+    loud = len(table.provenance.get("quiet", {}).get("without_a_quiet_pass", ())) if measured else 0
     return ProfileSummary(
-        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source
+        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source, loud
     )
 
 

@@ -55,3 +55,29 @@ def test_profiling_a_device_target_writes_the_users_table_not_the_package(tmp_pa
     assert pr.run_profile("lab-board", "digits-resnet", passes=1, runs=5, warmup=0).measured_now == 0
     # the same device at another thread count is another table
     assert choose_table(profile.with_threads(2)).status == "missing"
+
+
+class _TurnsLoud(_Timer):
+    """At speed for its first call (the quiet watch's first probe), 2x slow from then on."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def time_models_ms(self, models):
+        self.calls += 1
+        factor = 1.0 if self.calls == 1 else 2.0
+        return [[t * factor for t in ts] for ts in super().time_models_ms(models)]
+
+
+def test_a_profile_measured_only_while_slow_says_so(tmp_path, monkeypatch, capsys):
+    from edgeprune.cli import main
+    from edgeprune.latency import quiet
+
+    monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(quiet, "MAX_WAIT_S", 0.0)  # the machine does not turn quiet: give up at once
+    monkeypatch.setattr(pr, "make_timer", lambda *a, **k: _TurnsLoud())
+    monkeypatch.setattr(profiler, "measure_kernel", lambda key, timer, models=None: (0.002, 0.002, 0.002, 5))
+    assert main(["profile", "--target", "host-cpu", "--model", "digits-resnet", "--passes", "1",
+                 "--runs", "5", "--warmup", "0", "--quiet"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "warning:" in err and "measured only while this machine ran slow" in err
