@@ -6,7 +6,9 @@ measures the family's search space with ``edgeprune profile``'s own code into a 
 (random genomes decoded and built exactly as the search builds candidates), predicts each from the
 table and times it end to end on ONNX Runtime at that thread count (fresh session per network per
 pass, warm-up, median of the runs; minimum over passes, networks shuffled every pass). The same
-quiet watch as the profiler's times again the networks none of whose passes ran quiet, so the truth is timed as the table is (``measurement_quiet`` and ``table_quiet`` in the JSON).
+quiet watch as the profiler's times again the networks none of whose passes ran quiet, so the truth
+is timed as the table is (``measurement_quiet`` and ``table_quiet`` in the JSON); each round runs in
+a new process.
 
 The FLOPs line ``t = a·MACs`` is fitted out of sample: ``a`` fitted (least squares on relative error)
 on one half of the networks predicts the other half, and the other way round. Printed and written as
@@ -29,6 +31,7 @@ every family, so a long run that is stopped keeps what it measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing
 import os
 import tempfile
@@ -97,14 +100,10 @@ def measure_end_to_end_ms(
     the profiler measures kernels again (:meth:`QuietWatch.measure_again`): what the watch saw is
     returned beside the times, else None."""
     best = np.full(len(models), np.inf)
-    spans: dict[int, list[tuple[float, float]]] = {}
 
     def measure(i: int) -> None:
-        if watch is not None:
-            watch.tick()
-        start = time.monotonic()
-        samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs, spinning=spinning)[0]
-        spans.setdefault(i, []).append((start, time.monotonic()))
+        with watch.measuring(i) if watch is not None else contextlib.nullcontext():
+            samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs, spinning=spinning)[0]
         best[i] = min(best[i], float(np.median(samples)))
 
     for p in range(passes):
@@ -112,7 +111,7 @@ def measure_end_to_end_ms(
             measure(int(i))
         if not quiet:
             print(f"    pass {p + 1}/{passes} done", flush=True)
-    seen = watch.measure_again(spans, measure) if watch is not None else None
+    seen = watch.measure_again(measure) if watch is not None else None
     return best, seen
 
 

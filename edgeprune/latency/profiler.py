@@ -14,6 +14,7 @@ recipe under ``provenance.quantization.int8``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import time
 from collections.abc import Callable, Sequence
@@ -236,27 +237,25 @@ def profile_kernels(
 
     # a CPU shared with other work runs slow in episodes, at one thread too (see edgeprune.latency.quiet)
     watch = QuietWatch(timer) if todo_keys and timer.info().get("runtime") == "onnxruntime-cpu" else None
-    spans: dict[KernelKey, list[tuple[float, float]]] = {}  # when each pass of this run was measured
     rng = np.random.default_rng(seed)
     last_save = time.monotonic()
 
+    def one_pass(key: KernelKey) -> tuple[float, float, float, int]:
+        if key in onnx_of:
+            return _measure_network(onnx_of[key], timer)
+        if key.op == OVERHEAD_KEY_OP:
+            return measure_kernel(key, timer)
+        if key not in exported:
+            from edgeprune.latency.kernel_models import kernel_models
+
+            pair = kernel_models(key)
+            exported[key] = pair if quantize is None else (_q(pair[0]), _q(pair[1]))
+        return measure_kernel(key, timer, exported[key])
+
     def measure(key: KernelKey) -> None:
         nonlocal done, last_save
-        if watch is not None:
-            watch.tick()
-        start = time.monotonic()
-        if key in onnx_of:
-            stats = _measure_network(onnx_of[key], timer)
-        elif key.op == OVERHEAD_KEY_OP:
-            stats = measure_kernel(key, timer)
-        else:
-            if key not in exported:
-                from edgeprune.latency.kernel_models import kernel_models
-
-                pair = kernel_models(key)
-                exported[key] = pair if quantize is None else (_q(pair[0]), _q(pair[1]))
-            stats = measure_kernel(key, timer, exported[key])
-        spans.setdefault(key, []).append((start, time.monotonic()))
+        with watch.measuring(key) if watch is not None else contextlib.nullcontext():
+            stats = one_pass(key)
         table.add_pass(key, *stats)
         done += 1
         if on_progress:
@@ -278,7 +277,7 @@ def profile_kernels(
                 nonlocal total
                 total += n
 
-            table.provenance["quiet"] = watch.measure_again(spans, measure, on_round=more)
+            table.provenance["quiet"] = watch.measure_again(measure, on_round=more)
         _store_residuals(table, networks)
         _keep_reference(table, table_path, networks)
     finally:

@@ -4,8 +4,7 @@ On a machine whose cores are shared with other work (a cloud VM whose vCPUs othe
 work runs much slower for seconds at a time. Measured on the 2-core VM these tables were developed
 on, over 90 s: ResNet-56 at 2 threads ran ≥ 1.15× its best for 30 % of the time, in episodes of
 4-15 s, at about 1.3×; at 1 thread none showed that day. On another day 1 thread was hit too: 11
-MobileNetV2s, each timed 12 times in turn, ran 1.3-1.6× their best in the same stretch of the run,
-and a benchmark timing the very networks a table had profiled measured them 9 % slower on average.
+MobileNetV2s, each timed 12 times in turn, ran 1.3-1.6× their best in the same stretch of the run.
 A table profiled in such an episode prices every kernel slow (one run: ResNet-56 networks predicted
 33 % slow on average at 2 threads).
 
@@ -24,9 +23,10 @@ limit waited 25 minutes on a ResNet-56 table of 62 kernels).
 from __future__ import annotations
 
 import bisect
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -65,6 +65,7 @@ class QuietWatch:
         self.clock, self.sleep = clock, sleep
         self.times: list[float] = []  # when each probe ended, increasing
         self.ms: list[float] = []  # its median
+        self.spans: dict[Any, list[tuple[float, float]]] = {}  # key -> when each of its passes ran
 
     @property
     def best_ms(self) -> float:
@@ -82,6 +83,14 @@ class QuietWatch:
         if not self.times or self.clock() - self.times[-1] >= self.interval_s:
             self.probe()
 
+    @contextlib.contextmanager
+    def measuring(self, key: Any) -> Iterator[None]:
+        """Around one pass of ``key``: probe if due, and remember when the pass ran."""
+        self.tick()
+        start = self.clock()
+        yield
+        self.spans.setdefault(key, []).append((start, self.clock()))
+
     def is_quiet(self, ms: float) -> bool:
         return ms <= self.tolerance * self.best_ms
 
@@ -95,8 +104,10 @@ class QuietWatch:
             return False
         return all(self.is_quiet(ms) for ms in self.ms[lo : hi + 1])
 
-    def loud(self, spans: dict[Any, list[tuple[float, float]]]) -> list[Any]:
-        """The keys of ``spans`` (key → when each of its passes was measured) with no quiet pass."""
+    def loud(self, spans: dict[Any, list[tuple[float, float]]] | None = None) -> list[Any]:
+        """The keys of ``spans`` (key → when each of its passes was measured; default: the passes
+        run under :meth:`measuring`) with no quiet pass."""
+        spans = self.spans if spans is None else spans
         return [k for k, ss in spans.items() if not any(self.quiet_between(*s) for s in ss)]
 
     def wait_quiet(self) -> bool:
@@ -109,39 +120,36 @@ class QuietWatch:
         return True
 
     def measure_again(
-        self,
-        spans: dict[Any, list[tuple[float, float]]],
-        measure: Callable[[Any], None],
-        on_round: Callable[[int], None] | None = None,
+        self, measure: Callable[[Any], None], on_round: Callable[[int], None] | None = None
     ) -> dict[str, Any]:
-        """After the passes: measure again (``measure(key)``, which adds to ``spans``) each key without
-        a quiet pass once the probe runs quiet, for up to ``QUIET_ROUNDS`` rounds (``on_round`` gets
-        each round's count first); stop when no quiet probe comes within ``max_wait_s``, or after
-        ``MAX_AGAIN_S`` in all (one run of a 500-kernel table waited more than 11 minutes on a machine
-        that turned quiet for a moment between long loud stretches). Returns
-        :meth:`summary` with what was measured again and what still has no quiet pass."""
+        """After the passes: measure again (``measure(key)``, which runs under :meth:`measuring`) each
+        key without a quiet pass once the probe runs quiet, for up to ``QUIET_ROUNDS`` rounds
+        (``on_round`` gets each round's count first); stop when no quiet probe comes within
+        ``max_wait_s``, or after ``MAX_AGAIN_S`` in all (one run of a 500-kernel table waited more
+        than 11 minutes on a machine that turned quiet for a moment between long loud stretches).
+        Returns :meth:`summary` with what was measured again and what still has no quiet pass."""
         remeasured, gave_up = 0, False
         deadline = self.clock() + MAX_AGAIN_S
         for _ in range(QUIET_ROUNDS):
             self.probe()  # closes the last span
-            loud = self.loud(spans)
-            if not loud or gave_up:
+            loud = self.loud()
+            if not loud:
                 break
             if on_round:
                 on_round(len(loud))
             for key in loud:
-                if (
-                    self.clock() > deadline or not self.wait_quiet()
-                ):  # loud for max_wait_s: it will not turn quiet soon
+                # past the overall limit, or loud for max_wait_s: it will not turn quiet soon
+                if self.clock() > deadline or not self.wait_quiet():
                     gave_up = True
                     break
                 measure(key)
                 remeasured += 1
+            if gave_up:
+                break
         self.probe()
-        still = self.loud(spans)
         return {
             **self.summary(), "remeasured": remeasured, "gave_up": gave_up,
-            "without_a_quiet_pass": [str(k) for k in still],
+            "without_a_quiet_pass": [str(k) for k in self.loud()],
         }  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
