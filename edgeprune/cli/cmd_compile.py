@@ -115,7 +115,9 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 )
 @click.option("--finetune-epochs", type=int, help="Fine-tuning epochs per pick.")
 @click.option(
-    "--distill/--no-distill", default=None, help="Knowledge distillation from the original network."
+    "--distill/--no-distill",
+    default=None,
+    help="Distil the picks from the unpruned network fine-tuned with the same recipe.",
 )
 @click.option(
     "--transfer",

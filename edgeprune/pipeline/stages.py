@@ -109,9 +109,9 @@ def finalize_teacher(inputs: Inputs, run: RunDir, base: torch.nn.Module) -> torc
 def finalize_stage(
     inputs: Inputs, run: RunDir, result: SearchResult, reporter: Reporter
 ) -> dict[str, dict[str, Any]]:
-    """Fine-tune the unpruned baseline, then each pick (distilled from the tuned baseline when asked),
-    and measure test accuracy; one job at a time, resumable. Picks that are the same network (a small
-    search often names one member twice) are fine-tuned once and the result is shared."""
+    """Fine-tune the unpruned baseline (never distilled), then each pick (distilled from the tuned baseline
+    when asked), and measure test accuracy; one job at a time, resumable. Picks that are the same network
+    (a small search often names one member twice) are fine-tuned once and the result is shared."""
     d = inputs.data
     base = base_network(inputs, run)
     example = torch.zeros(1, *d.input_shape)
@@ -141,7 +141,9 @@ def finalize_stage(
         else:
             model = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
         acc_before = evaluate_accuracy(model, d.test.x, d.test.y)
-        teacher = finalize_teacher(inputs, run, base) if plan is not None else base
+        # the baseline is the reference the picks answer to: plain fine-tuning (no teacher); the picks distil
+        # from it once it is tuned
+        teacher = finalize_teacher(inputs, run, base) if plan is not None else None
         model = finetune_pick(model, inputs, teacher)
         acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before
         write_bytes_atomic(folder / "weights.pt", state_bytes(model))

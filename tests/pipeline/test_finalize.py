@@ -1,5 +1,6 @@
 """The finalize stage: picks that are one network are fine-tuned once; with ``finalize.distill`` the
-picks learn from the unpruned network fine-tuned with the same recipe, not from the untuned one."""
+picks learn from the unpruned network fine-tuned with the same recipe, not from the untuned one, and
+that baseline itself is fine-tuned plainly (it is the reference the picks are judged against)."""
 
 import numpy as np
 import torch
@@ -59,6 +60,7 @@ def test_identical_picks_are_fine_tuned_once_and_distil_from_the_tuned_baseline(
         run.pick("knee").joinpath("plan.json").read_text()
         == run.pick("accurate").joinpath("plan.json").read_text()
     )
+    assert teachers[0] is None  # the baseline learns from the labels alone
     tuned = torch.load(run.root / "finalize" / "baseline" / "weights.pt", weights_only=True)
     untuned = torch.load(run.base_weights, weights_only=True)
     for t in teachers[1:]:  # the picks' teacher is the tuned baseline
