@@ -6,7 +6,7 @@ Method, per seed (the seed drives the data split, the search and the fine-tuning
 2. edgeprune: a flat NSGA-III search (error, params, latency; ``--population`` × ``--generations``).
 3. Torch-Pruning: its global pruner with its defaults (``MetaPruner``, ``GroupMagnitudeImportance(p=2)``,
    ``global_pruning=True``, the final linear layer ignored, ``round_to`` = the target's channel
-   multiple, 16, and edgeprune's ``EmbedShortcutPruner`` for the option-A shortcut) applied to a fresh
+   multiple, 16 (``--round-to 0``: ``None``, Torch-Pruning's own default), and edgeprune's ``EmbedShortcutPruner`` for the option-A shortcut) applied to a fresh
    copy of the pretrained network at every pruning ratio r of a grid (``--tp-step``). With
    ``round_to`` a group that would lose any channel drops to the multiple below and a group that would
    reach zero is skipped, so latency is not monotonic in r (a bisection on r can step over the
@@ -68,7 +68,7 @@ def n_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-def tp_prune(base: nn.Module, example: torch.Tensor, ratio: float, round_to: int) -> nn.Module:
+def tp_prune(base: nn.Module, example: torch.Tensor, ratio: float, round_to: int | None) -> nn.Module:
     """Torch-Pruning's global magnitude pruner, its defaults, on a fresh copy of ``base``."""
     net = copy.deepcopy(base).eval()
     pruner = tp.pruner.MetaPruner(
@@ -84,7 +84,7 @@ def tp_prune(base: nn.Module, example: torch.Tensor, ratio: float, round_to: int
     return net
 
 
-def tp_grid(base: nn.Module, example: torch.Tensor, step: float, round_to: int) -> list[dict]:
+def tp_grid(base: nn.Module, example: torch.Tensor, step: float, round_to: int | None) -> list[dict]:
     """The distinct networks Torch-Pruning produces over r = step, 2 step, ... < 1 (smallest r kept)."""
     seen: dict[tuple, dict] = {}
     for r in np.arange(step, 0.95 + 1e-9, step):
@@ -226,6 +226,11 @@ def main() -> None:
     ap.add_argument("--speedups", default="1.5,2.0,2.5")
     ap.add_argument("--tp-step", type=float, default=0.01, help="grid step of Torch-Pruning's ratio")
     ap.add_argument("--reps", type=int, default=60, help="timed calls per pass in the matching run")
+    ap.add_argument(
+        "--round-to",
+        type=int,
+        help="Torch-Pruning's round_to (default: the target's channel multiple; 0: None, its own default)",
+    )
     ap.add_argument("--extra-train", action="store_true", help="add cifar10-extra/train_40k.npz (50k pool)")
     ap.add_argument("--limit-train", type=int, help="SMOKE ONLY: fine-tune on the first N training images")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "vs_torch_pruning.json")
@@ -252,12 +257,13 @@ def main() -> None:
     table_s = time.time() - t_start
     print(f"latency table measured ({table_s:.0f} s)", flush=True)
     t0 = time.time()
-    grid = tp_grid(base, torch.zeros(1, 3, 32, 32), args.tp_step, profile.channel_multiple)
+    round_to = profile.channel_multiple if args.round_to is None else (args.round_to or None)
+    grid = tp_grid(base, torch.zeros(1, 3, 32, 32), args.tp_step, round_to)
     grid_s = time.time() - t0
     print(f"Torch-Pruning: {len(grid)} distinct networks over the r grid ({grid_s:.0f} s)", flush=True)
     out = {
         "benchmark": "vs_torch_pruning", "model": "resnet56", "target": "host-cpu",
-        "torch_pruning_version": tp.__version__, "edgeprune_commit": commit, "edgeprune_dirty": bool(dirty), "round_to": profile.channel_multiple,
+        "torch_pruning_version": tp.__version__, "edgeprune_commit": commit, "edgeprune_dirty": bool(dirty), "round_to": round_to,
         "data": "cifar10 50k pool (10k + extra 40k)" if args.extra_train else "cifar10 10k train pool + 10k test",
         "args": {k: str(v) for k, v in vars(args).items()}, "command": command, "seeds_requested": seeds, "seeds_done": [],
         "seconds_latency_table": round(table_s, 1), "seconds_torch_pruning_grid": round(grid_s, 1), "per_seed": {},
