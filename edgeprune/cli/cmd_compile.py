@@ -23,6 +23,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "rank_genes": ("search", "rank_genes"), "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
         "address": ("search", "ray_address"), "precision": ("ship", "precision"),
         "finetune_epochs": ("finalize", "epochs"), "distill": ("finalize", "distill"),
+        "finetune_precision": ("finalize", "precision"),
         "transfer": ("model", "transfer"), "head_hidden": ("model", "head_hidden"),
         "backbone_weights": ("model", "backbone_weights"), "head_epochs": ("pretrain", "epochs"),
         "allow_untrained": ("pretrain", "allow_untrained"),
@@ -118,6 +119,11 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     "--distill/--no-distill",
     default=None,
     help="Distil the picks from the unpruned network fine-tuned with the same recipe.",
+)
+@click.option(
+    "--finetune-precision",
+    type=click.Choice(["fp32", "bf16", "auto"]),
+    help="Forward passes of fine-tuning in bfloat16 (CPU autocast; auto: where the CPU has native bf16).",
 )
 @click.option(
     "--transfer",

@@ -76,6 +76,16 @@ def base_network(inputs: Inputs, run: RunDir) -> torch.nn.Module:
     return rebuild(transfer_spec(inputs.cfg.model), inputs.loaded.num_classes, base_weights=run.base_weights)
 
 
+def finetune_bf16(precision: str) -> bool:
+    """Whether fine-tuning runs its forward passes in bfloat16: ``finalize.precision`` ``bf16``, or
+    ``auto`` on a CPU with native bfloat16 arithmetic (AVX512-BF16, AMX-BF16, Arm BF16)."""
+    if precision != "auto":
+        return precision == "bf16"
+    from edgeprune.latency.timing import cpu_info
+
+    return bool({"avx512_bf16", "amx_bf16", "bf16"} & set(cpu_info()["isa"]))
+
+
 def finetune_pick(model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Module | None) -> torch.nn.Module:
     """Fine-tune a pick with the finalize recipe (SGD, cosine schedule, random crop + flip; distilled
     from ``teacher`` when ``finalize.distill``). Transfer mode trains only the kept head neurons: the
@@ -90,7 +100,7 @@ def finetune_pick(model: torch.nn.Module, inputs: Inputs, teacher: torch.nn.Modu
             fine_tune(
                 model, d.train.x, d.train.y, epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size,
                 seed=inputs.cfg.search.seed, teacher=teacher if cfg.distill else None, kd_alpha=cfg.kd_alpha,
-                temperature=cfg.temperature,
+                temperature=cfg.temperature, bf16=finetune_bf16(cfg.precision),
             )  # fmt: skip
     model.eval()
     return model

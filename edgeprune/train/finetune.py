@@ -78,10 +78,13 @@ def fine_tune(
     weight_decay: float = 5e-4,
     augment_images: bool = True,
     progress: bool = False,
+    bf16: bool = False,
 ) -> nn.Module:
     """Train ``model`` in place on (x, y) with SGD + cosine decay; returns it in eval mode.
 
     ``teacher`` (eval mode, frozen) adds knowledge distillation. ``progress`` shows a rich bar.
+    ``bf16`` runs the forward passes (student and teacher) under CPU autocast to bfloat16; weights,
+    gradients, the optimizer and the loss stay float32.
     """
     if len(x) != len(y):
         raise DataError(f"{len(x)} inputs but {len(y)} labels")
@@ -120,10 +123,12 @@ def fine_tune(
                 if do_augment:
                     xb = augment(xb, gen)
                 t_logits = None
-                if teacher is not None:
-                    with torch.no_grad():
-                        t_logits = teacher(xb)
-                loss = distillation_loss(model(xb), yb, t_logits, kd_alpha, temperature)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    if teacher is not None:
+                        with torch.no_grad():
+                            t_logits = teacher(xb).float()
+                    logits = model(xb).float()
+                loss = distillation_loss(logits, yb, t_logits, kd_alpha, temperature)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()

@@ -70,3 +70,13 @@ def test_identical_picks_are_fine_tuned_once_and_distil_from_the_tuned_baseline(
     teachers.clear()
     again = stages.finalize_stage(inputs, run, result, reporter)
     assert teachers == [] and again["knee"] == summary["knee"]
+
+
+def test_finetune_precision_auto_follows_the_cpu(monkeypatch):
+    import edgeprune.latency.timing as timing
+
+    assert stages.finetune_bf16("bf16") and not stages.finetune_bf16("fp32")
+    monkeypatch.setattr(timing, "cpu_info", lambda: {"isa": ["avx2", "avx512_bf16"]})
+    assert stages.finetune_bf16("auto")
+    monkeypatch.setattr(timing, "cpu_info", lambda: {"isa": ["avx2", "fma"]})
+    assert not stages.finetune_bf16("auto")

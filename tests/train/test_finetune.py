@@ -56,6 +56,19 @@ def test_fine_tuning_learns_and_distils(digits):
     assert evaluate_accuracy(student, digits.val.x, digits.val.y) > 0.75  # measured: 0.864
 
 
+def test_bf16_forward_passes_learn_and_keep_float32_weights(digits):
+    fp32 = fine_tune(_net(), digits.train.x, digits.train.y, epochs=2, lr=0.05, batch_size=64, seed=0)
+    model = _net()
+    spy: list[torch.dtype] = []
+    hook = model.linear.register_forward_hook(lambda _m, _i, out: spy.append(out.dtype))
+    fine_tune(model, digits.train.x, digits.train.y, epochs=2, lr=0.05, batch_size=64, seed=0, bf16=True)
+    hook.remove()
+    assert spy and all(d == torch.bfloat16 for d in spy)  # the forward passes ran in bfloat16
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    acc, acc32 = (evaluate_accuracy(m, digits.val.x, digits.val.y) for m in (model, fp32))
+    assert acc > 0.85 and abs(acc - acc32) < 0.05
+
+
 def test_distillation_loss():
     logits = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 3, 0])
