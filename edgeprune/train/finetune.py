@@ -109,6 +109,12 @@ def fine_tune(
         opt, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
     )
     do_augment = augment_images and x.dim() == 4 and min(x.shape[2:]) >= 32
+    # images train in channels-last layout (same arithmetic, faster convolutions on CPU: a ResNet-56 step
+    # 1.32x faster in float32, 2 threads); the networks go back to the default layout at the end
+    layout = torch.channels_last if x.dim() == 4 else torch.contiguous_format
+    nets = [model] if teacher is None else [model, teacher]
+    for net in nets:
+        net.to(memory_format=layout)
     if teacher is not None:
         teacher.eval()
     model.train()
@@ -122,6 +128,7 @@ def fine_tune(
                 xb, yb = x[idx], y[idx]
                 if do_augment:
                     xb = augment(xb, gen)
+                xb = xb.contiguous(memory_format=layout)
                 t_logits = None
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                     if teacher is not None:
@@ -135,6 +142,8 @@ def fine_tune(
                 sched.step()
                 if advance is not None:
                     advance()  # type: ignore[operator]
+    for net in nets:
+        net.to(memory_format=torch.contiguous_format)
     model.eval()
     for p in params:
         p.grad = None

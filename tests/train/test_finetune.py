@@ -64,7 +64,7 @@ def test_bf16_forward_passes_learn_and_keep_float32_weights(digits):
     fine_tune(model, digits.train.x, digits.train.y, epochs=2, lr=0.05, batch_size=64, seed=0, bf16=True)
     hook.remove()
     assert spy and all(d == torch.bfloat16 for d in spy)  # the forward passes ran in bfloat16
-    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(p.dtype == torch.float32 and p.is_contiguous() for p in model.parameters())
     acc, acc32 = (evaluate_accuracy(m, digits.val.x, digits.val.y) for m in (model, fp32))
     assert acc > 0.85 and abs(acc - acc32) < 0.05
 

@@ -1,0 +1,195 @@
+"""One `edgeprune compile` of the pretrained CIFAR ResNet-56 as a user runs it; the knee timed against the
+unpruned network (issue 16: "≥ 2× measured at ≤ 1.0 point, within 90 minutes on 2 cores").
+
+Method:
+
+1. The unpruned FP32 ResNet-56 is timed with ONNX Runtime (``--threads``, batch 1), and the latency
+   budget is set to that time divided by ``--speedup`` — what a user asking for "s× faster" passes as
+   ``--budget-ms``. (``--budget-ms`` sets it directly.)
+2. ``edgeprune compile resnet56`` runs in a subprocess with a fresh ``EDGEPRUNE_HOME`` inside the work
+   folder, so the run profiles its own latency table, on the CIFAR-10 data in ``--data`` (``--full``:
+   plus ``cifar10-extra/train_40k.npz``, the 50,000-image training set), with the given search and
+   finalize settings. Its wall time is the compile's time; the split by stage is read from the
+   timestamps of its ``stage`` log lines.
+3. Every shipped pick's ``model.onnx`` (and ``model.int8.onnx`` where the run shipped INT8) is timed
+   side by side with the unpruned FP32 network in one interleaved run (A, B, A, B, ...; the minimum
+   over passes of the pass median), so a speedup is a ratio within one run.
+4. Accuracy: each pick's test accuracy after fine-tuning (10,000 test images) against the unpruned
+   network fine-tuned with the same recipe by the same run (``finalize:baseline`` in ``run.json``);
+   for INT8 picks the shipped model's accuracy from verification (on ``ship.verify_images`` images).
+
+    python benchmarks/compile_knee.py --full --speedup 2.2 --population 20 --generations 6 --workers 2 \\
+        --finetune-epochs 6 --distill            # writes benchmarks/results/compile_knee.json
+
+``--run DIR`` analyses a finished run instead of compiling (its command is read from ``DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from bench_common import command_line, write_result
+
+from edgeprune.config import ModelConfig
+from edgeprune.export.onnx_export import export_onnx
+from edgeprune.latency.timing import interleaved_benchmark
+from edgeprune.models import build_model
+from edgeprune.runtime import get_runtime
+from edgeprune.runtime.onnxruntime_rt import cpu_model_name
+
+ROOT = Path(__file__).resolve().parents[1]
+PICKS = ("accurate", "knee", "fast")
+STAGE_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO stage (\S+)")
+
+
+def stage_split(log: Path) -> dict[str, float]:
+    """Seconds per stage name, from the timestamps of the log's ``stage`` lines (each stage line runs to
+    the next one; the last to the log's last line)."""
+    marks: list[tuple[float, str]] = []
+    last = None
+    for line in log.read_text().splitlines():
+        stamp = line[:23]
+        try:
+            t = datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        except ValueError:
+            continue
+        last = t
+        m = STAGE_LINE.match(line)
+        if m:
+            marks.append((t, m.group(2)))
+    split: dict[str, float] = {}
+    for (t, name), end in zip(marks, [*(t for t, _ in marks[1:]), last], strict=True):
+        split[name] = round(split.get(name, 0.0) + (end - t), 1)
+    return split
+
+
+def unpruned_onnx(path: Path) -> Path:
+    model = build_model(ModelConfig(name="resnet56", num_classes=10)).model.eval()
+    export_onnx(model, torch.zeros(1, 3, 32, 32), path)
+    return path
+
+
+def time_side_by_side(paths: list[Path], threads: int, passes: int, reps: int) -> list[float]:
+    """ms of each ONNX model, interleaved in one run on ONNX Runtime CPU at ``threads``."""
+    rt = get_runtime("onnxruntime-cpu", threads=threads)
+    sessions = [rt.load(p) for p in paths]
+    x = np.zeros((1, 3, 32, 32), np.float32)
+    stats = interleaved_benchmark(
+        [lambda s=s: s.run(x) for s in sessions], warmup=30, repetitions=reps, passes=passes
+    )
+    return [s.median_ms for s in stats]
+
+
+def compile_args(args: argparse.Namespace, budget_ms: float, out: Path) -> list[str]:
+    data = args.data / "cifar10"
+    cmd = ["edgeprune", "compile", "resnet56", "--weights", str(args.data / "pretrained" / "resnet56-4bfd9763.th"),
+           "--data", str(data), "--target", "host-cpu", "--threads", str(args.threads),
+           "--budget-ms", f"{budget_ms:.3f}", "--population", str(args.population), "--generations", str(args.generations),
+           "--workers", str(args.workers), "--finetune-epochs", str(args.finetune_epochs), "--seed", str(args.seed),
+           "--precision", args.precision, "--finetune-precision", args.finetune_precision, "--distill" if args.distill else "--no-distill", "--out", str(out), "--quiet"]  # fmt: skip
+    if args.full:
+        cmd += ["--extra-train", str(args.data / "cifar10-extra" / "train_40k.npz")]
+    return cmd
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data")
+    ap.add_argument("--full", action="store_true", help="the 50,000-image training set (adds cifar10-extra)")
+    ap.add_argument("--speedup", type=float, default=2.2, help="budget = unpruned measured ms / this")
+    ap.add_argument("--budget-ms", type=float, help="the budget itself (instead of --speedup)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--population", type=int, default=20)
+    ap.add_argument("--generations", type=int, default=6)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--finetune-epochs", type=int, default=6)
+    ap.add_argument("--distill", action="store_true")
+    ap.add_argument("--finetune-precision", default="fp32", choices=["fp32", "bf16", "auto"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--passes", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--run", type=Path, help="analyse this finished run instead of compiling")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compile_knee.json")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = unpruned_onnx(Path(tmp) / "unpruned.onnx")
+        out: dict[str, Any] = {"command": command_line(__file__, args), "cpu": cpu_model_name(),
+                               "load_average_at_start": os.getloadavg()}  # fmt: skip
+        if args.run is None:
+            budget = (
+                args.budget_ms
+                or time_side_by_side([ref], args.threads, args.passes, args.reps)[0] / args.speedup
+            )
+            run = Path(tmp) / "run"
+            cmd = compile_args(args, budget, run)
+            env = {**os.environ, "EDGEPRUNE_HOME": str(Path(tmp) / "home")}
+            print("running:", " ".join(cmd), flush=True)
+            t0 = time.perf_counter()
+            rc = subprocess.run(cmd, env=env).returncode
+            out["compile_seconds"] = round(time.perf_counter() - t0, 1)
+            out["compile_rc"] = rc
+            if rc != 0:
+                sys.exit(f"edgeprune compile failed (exit {rc}); see {run / 'edgeprune.log'}")
+        else:
+            run = args.run
+            span = sum(stage_split(run / "edgeprune.log").values())
+            out["compile_seconds"] = round(span, 1)  # first to last log line: the run's own time
+        out["compile_command"] = " ".join(cmd) if args.run is None else f"(run dir {run})"
+        out["config"] = (run / "config.yaml").read_text()
+        out["stage_seconds"] = stage_split(run / "edgeprune.log")
+        state = json.loads((run / "run.json").read_text())["done"]
+        baseline = state["finalize:baseline"]["test_accuracy"]
+        onnx = [run / "picks" / p / "model.onnx" for p in PICKS]
+        int8 = [run / "picks" / p / "model.int8.onnx" for p in PICKS]
+        timed = [ref, *onnx, *(p for p in int8 if p.is_file())]
+        ms = dict(zip(timed, time_side_by_side(timed, args.threads, args.passes, args.reps), strict=True))
+        out["unpruned_fp32_ms"] = ms[ref]
+        out["baseline_test_accuracy"] = baseline
+        out["picks"] = {}
+        for name, fp, q in zip(PICKS, onnx, int8, strict=True):
+            fin, ship = state[f"finalize:{name}"], state.get(f"ship:{name}", {})
+            row = {"test_accuracy": fin["test_accuracy"], "drop_points": round(100 * (baseline - fin["test_accuracy"]), 2),
+                   "params": fin["params"], "fp32_ms": ms[fp], "speedup_fp32": ms[ref] / ms[fp],
+                   "verified": ship.get("verify", {}).get("passed"), "same_as": fin.get("same_as")}  # fmt: skip
+            if q in ms:
+                row.update(
+                    int8_ms=ms[q],
+                    speedup_int8_vs_unpruned_fp32=ms[ref] / ms[q],
+                    int8_shipped_accuracy=ship.get("shipped_accuracy"),
+                )
+            out["picks"][name] = row
+    knee = out["picks"]["knee"]
+    speed = knee.get("speedup_int8_vs_unpruned_fp32", knee["speedup_fp32"])
+    bar = 4.0 if args.precision == "int8" else 2.0
+    out["bars"] = {"min_knee_speedup": bar, "max_drop_points": 1.0, "max_compile_seconds": 5400}
+    out["passed"] = bool(
+        speed >= bar and knee["drop_points"] <= 1.0 and out.get("compile_seconds", 0) <= 5400
+    )
+    out["load_average_at_end"] = os.getloadavg()
+    print(f"unpruned FP32 {ms[ref]:.3f} ms, fine-tuned {100 * baseline:.2f} %")
+    for name, row in out["picks"].items():
+        extra = f", int8 {row['speedup_int8_vs_unpruned_fp32']:.2f}x" if "int8_ms" in row else ""
+        print(f"{name:8s} {100 * row['test_accuracy']:.2f} % ({row['drop_points']:+.2f} pt below) "
+              f"{row['speedup_fp32']:.2f}x fp32{extra}, {row['params']:,} params")  # fmt: skip
+    print(
+        f"compile {out.get('compile_seconds', '-')} s; stages {out['stage_seconds']}; passed {out['passed']}"
+    )
+    print("wrote", write_result(args.out, out))
+
+
+if __name__ == "__main__":
+    main()
