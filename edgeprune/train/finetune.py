@@ -114,7 +114,7 @@ def fine_tune(
     layout = torch.channels_last if x.dim() == 4 else torch.contiguous_format
     nets = [model] if teacher is None else [model, teacher]
     for net in nets:
-        net.to(memory_format=layout)
+        net.to(memory_format=layout)  # type: ignore[call-overload]  # accepted at run time, not in the stubs
     if teacher is not None:
         teacher.eval()
     model.train()
@@ -143,7 +143,7 @@ def fine_tune(
                 if advance is not None:
                     advance()  # type: ignore[operator]
     for net in nets:
-        net.to(memory_format=torch.contiguous_format)
+        net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     model.eval()
     for p in params:
         p.grad = None
