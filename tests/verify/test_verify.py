@@ -176,10 +176,11 @@ def test_a_prediction_off_by_1_3x_fails_against_the_reference_network(pick_copy,
     ref_ms = rt.load(ref).benchmark(np.zeros((1, 3, 32, 32), np.float32), repetitions=100, passes=3).median_ms
     th = VerifyThresholds(min_images=300)
     results = {}
+    # 7 paired passes: with 3, two copies of one network once timed 0.91x apart on a busy CI machine
     for label, predicted in (("right", ref_ms), ("1.3x too fast", ref_ms / 1.3)):
         report = verify_pick(
             pick_copy, runtime=rt, test_x=x, test_y=y, torch_model=None, predicted_latency_ms=predicted,
-            latency_source="measured", thresholds=th, precision="fp32", repetitions=100, passes=3,
+            latency_source="measured", thresholds=th, precision="fp32", repetitions=100, passes=7,
             reference=(ref, ref_ms),
         )  # fmt: skip
         rel = next(c for c in report.checks if c.name == "latency_relative")
