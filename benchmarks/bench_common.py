@@ -1,4 +1,5 @@
-"""What every benchmark script does at its end: name the command that reproduces it, write its JSON."""
+"""What benchmark scripts share: timing ONNX models side by side, naming the command that reproduces a
+result, writing its JSON."""
 
 from __future__ import annotations
 
@@ -6,6 +7,25 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+
+from edgeprune.latency.timing import interleaved_benchmark
+from edgeprune.runtime import get_runtime
+
+
+def time_side_by_side(
+    paths: list[Path], x: np.ndarray, *, threads: int = 1, passes: int, reps: int, warmup: int
+) -> list[float]:
+    """ms of each ONNX model on input ``x`` (ONNX Runtime CPU at ``threads``), all timed in one
+    interleaved run (A, B, A, B, ...) so a ratio between two of them is one run's; each figure is the
+    minimum over passes of the pass median."""
+    rt = get_runtime("onnxruntime-cpu", threads=threads)
+    sessions = [rt.load(p) for p in paths]
+    stats = interleaved_benchmark(
+        [lambda s=s: s.run(x) for s in sessions], warmup=warmup, repetitions=reps, passes=passes
+    )
+    return [s.median_ms for s in stats]
 
 
 def command_line(script: str, args: argparse.Namespace) -> str:

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch_pruning as tp
-from bench_common import command_line, write_result
+from bench_common import command_line, time_side_by_side, write_result
 from torch import nn
 
 from edgeprune.config import DataConfig, ModelConfig
@@ -50,10 +50,8 @@ from edgeprune.graph import apply_plan
 from edgeprune.graph.shortcut import EmbedShortcutPruner
 from edgeprune.latency import load_profile
 from edgeprune.latency.profile_run import profile_model
-from edgeprune.latency.timing import interleaved_benchmark
 from edgeprune.models import build_model
 from edgeprune.models.cifar_resnet import EmbedShortcut
-from edgeprune.runtime import get_runtime
 from edgeprune.search.config import SearchConfig
 from edgeprune.search.evaluator import Evaluator, EvaluatorSpec
 from edgeprune.search.run import run_search
@@ -98,14 +96,9 @@ def tp_grid(base: nn.Module, example: torch.Tensor, step: float, round_to: int |
 
 def measure(nets: list[nn.Module], example: torch.Tensor, work: Path, passes: int, reps: int) -> list[float]:
     """ONNX Runtime (1 thread) ms of every network, all timed side by side in one interleaved run."""
-    rt = get_runtime("onnxruntime-cpu", threads=1)
     work.mkdir(parents=True, exist_ok=True)
-    sess = [rt.load(export_onnx(n, example, work / f"n{i}.onnx").path) for i, n in enumerate(nets)]
-    x = example.numpy()
-    stats = interleaved_benchmark(
-        [lambda s=s: s.run(x) for s in sess], warmup=10, repetitions=reps, passes=passes
-    )
-    return [s.median_ms for s in stats]
+    paths = [export_onnx(n, example, work / f"n{i}.onnx").path for i, n in enumerate(nets)]
+    return time_side_by_side(paths, example.numpy(), passes=passes, reps=reps, warmup=10)
 
 
 def match(target_ms: float, cands: list[dict]) -> tuple[dict, str]:
