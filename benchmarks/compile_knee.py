@@ -113,6 +113,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, help="analyse this finished run instead of compiling")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compile_knee.json")
     args = ap.parse_args()
+    if args.run is not None and not (args.run / "run.json").is_file():
+        sys.exit(f"--run {args.run}: not a run directory (no run.json)")
 
     with tempfile.TemporaryDirectory() as tmp:
         ref = unpruned_onnx(Path(tmp) / "unpruned.onnx")
