@@ -17,7 +17,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     mapping = {
         "model": ("model", "name"), "weights": ("model", "weights"), "num_classes": ("model", "num_classes"),
-        "data": ("data", "source"), "extra_train": ("data", "extra_train"), "target": ("target",), "threads": ("threads",), "budget_ms": ("search", "budget_ms"),
+        "data": ("data", "source"), "extra_train": ("data", "extra_train"), "target": ("target",), "threads": ("threads",), "budget_ms": ("search", "budget_ms"), "speedup": ("search", "speedup"),
         "max_params": ("search", "max_params"), "generations": ("search", "generations"),
         "population": ("search", "population"), "seed": ("search", "seed"), "workers": ("search", "workers"),
         "rank_genes": ("search", "rank_genes"), "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
@@ -63,6 +63,12 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     help="Intra-op threads the target runs at (default: its profile's); tables, search and verify use it.",
 )
 @click.option("--budget-ms", type=float, help="Latency budget on the target (a constraint).")
+@click.option(
+    "--speedup",
+    type=click.FloatRange(min=1.0, min_open=True),
+    help="Latency budget as a speedup over the unpruned network on the target's table (e.g. 2: at "
+    "most half its time); instead of --budget-ms.",
+)
 @click.option("--max-params", type=int, help="Parameter cap (a constraint).")
 @click.option(
     "--out", type=click.Path(path_type=Path), default=None, help="Run directory. Default: runs/default."

@@ -102,18 +102,27 @@ def search_preflight(inputs: Inputs) -> tuple[Evaluator, SearchSpace, dict[str, 
             fastest_ms = float(evaluator.predictor.predict_ms(smallest, evaluator.input_shape))
             unpruned_ms = float(evaluator.predictor.predict_ms(evaluator.model, evaluator.input_shape))
     target = f"{evaluator.profile.name} ({evaluator.latency_source})"
-    budget = cfg.search.budget_ms
+    speedup = cfg.search.speedup
+    budget = cfg.search.budget_ms if speedup is None else unpruned_ms / speedup
+    flag = "--budget-ms" if speedup is None else "--speedup"
     est = inputs.profile.estimate
-    if budget is not None and evaluator.latency_source == "estimate" and est is not None and est.ranking_only:
+    if (
+        cfg.search.budget_ms is not None
+        and evaluator.latency_source == "estimate"
+        and est is not None
+        and est.ranking_only
+    ):  # a speedup is a ratio, which is what a ranking-only estimate is good for
         raise SearchError(
             f"--budget-ms is refused on {inputs.profile.name}: its estimate is for ranking only (not within 2x "
             f"of published measurements of the device); profile the device (`edgeprune profile --target "
-            f"{inputs.profile.name}`) or drop --budget-ms and pick from the front"
+            f"{inputs.profile.name}`), give --speedup instead, or drop --budget-ms and pick from the front"
         )
     if budget is not None and fastest_ms > budget:
+        asked = f"{budget:g}" if speedup is None else f"{speedup:g} ({budget:.3f} ms)"
         raise SearchError(
-            f"--budget-ms {budget:g} is impossible: the fastest network in the search space takes "
+            f"{flag} {asked} is impossible: the fastest network in the search space takes "
             f"{fastest_ms:.3f} ms on {target}"
+            + ("" if speedup is None else f", {unpruned_ms / fastest_ms:.2f}x faster than the unpruned one")
         )
     cap = cfg.search.max_params
     min_params = sum(p.numel() for p in smallest.parameters())
@@ -129,6 +138,20 @@ def search_preflight(inputs: Inputs) -> tuple[Evaluator, SearchSpace, dict[str, 
         load_recipe(inputs.profile.name)
     probe = {"source": evaluator.latency_source, "unpruned_ms": unpruned_ms, "fastest_ms": fastest_ms}
     return evaluator, space, probe
+
+
+def resolve_budget(inputs: Inputs, probe: dict[str, Any]) -> Inputs:
+    """A ``search.speedup`` becomes the search's ``budget_ms``: the table's time of the unpruned
+    network (the latency probe's) over the speedup. The user's config (``config.yaml``) keeps the
+    speedup; the search, its workers and the report see the budget it resolved to."""
+    s = inputs.cfg.search
+    if s.speedup is None:
+        return inputs
+    budget = float(probe["unpruned_ms"]) / s.speedup
+    search = s.model_copy(update={"budget_ms": budget, "speedup": None})
+    return Inputs(
+        inputs.cfg.model_copy(update={"search": search}), inputs.profile, inputs.loaded, inputs.data
+    )
 
 
 def check_transfer(cfg: CompileConfig) -> None:

@@ -16,7 +16,7 @@ import torch
 from edgeprune.atomic import write_text_atomic
 from edgeprune.errors import ConfigError, RunDirError
 from edgeprune.models import load_weights
-from edgeprune.pipeline.inputs import Inputs, search_preflight, validate_inputs
+from edgeprune.pipeline.inputs import Inputs, resolve_budget, search_preflight, validate_inputs
 from edgeprune.pipeline.latency_setup import ensure_latency_table
 from edgeprune.pipeline.pretrain import check_trained, pretrain
 from edgeprune.pipeline_config import CompileConfig, config_stage
@@ -167,6 +167,7 @@ def prepare_run(
     inputs = validate_inputs(cfg)
     ensure_latency_table(inputs, reporter)
     _, _, probe = search_preflight(inputs)
+    inputs = resolve_budget(inputs, probe)
     if resume:
         _reopen(run, cfg, inputs, probe, reporter)
         if run_log is not None:

@@ -51,7 +51,8 @@ def search_stage(inputs: Inputs, run: RunDir, resume: bool, reporter: Reporter) 
     reporter.stage(
         "search",
         f"{spec.search.strategy}, {space.n_var} genes ({space.size:.3g} genomes), objectives {', '.join(spec.search.objectives)}; "
-        f"latency on {inputs.profile.name} is {evaluator.latency_source}",
+        f"latency on {inputs.profile.name} is {evaluator.latency_source}"
+        + ("" if spec.search.budget_ms is None else f"; budget {spec.search.budget_ms:.4g} ms"),
     )
     reporter.search_started(spec.search.generations)
 

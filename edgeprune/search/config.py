@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeprune.config import FrozenConfig
 from edgeprune.search.registries import EXECUTORS, OBJECTIVES, STRATEGIES
@@ -34,6 +34,10 @@ class SearchConfig(FrozenConfig):
     executor: str = "local"  # a name in EXECUTORS
     ray_address: str | None = None
     budget_ms: float | None = Field(default=None, gt=0)
+    # a budget relative to the network handed over: the table's time of the unpruned network / speedup
+    # (the run resolves it to budget_ms before the search; a table's scale, not its ratios, drifts
+    # with the machine, so "2x faster" holds where an absolute figure measured earlier may not)
+    speedup: float | None = Field(default=None, gt=1.0)
     max_params: int | None = Field(default=None, gt=0)
     criterion: Literal["l1", "l2", "bn_scale"] = "l1"
     depth_genes: bool = True
@@ -59,6 +63,12 @@ class SearchConfig(FrozenConfig):
     @classmethod
     def _known_strategy(cls, v: str) -> str:
         return STRATEGIES.validate(v)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> SearchConfig:
+        if self.speedup is not None and self.budget_ms is not None:
+            raise ValueError("give a latency budget either as budget_ms or as speedup, not both")
+        return self
 
     @field_validator("executor")
     @classmethod

@@ -309,3 +309,38 @@ def test_retry_after_a_refused_budget_creates_the_run(small_config, tmp_path, ca
     assert trained["val_accuracy"] > trained["chance_accuracy"]
     assert yaml.safe_load((out / "config.yaml").read_text())["search"]["budget_ms"] == 5.0
     assert "stage load" in (out / "edgeprune.log").read_text()  # the log holds what came before the directory
+
+
+def test_a_speedup_becomes_the_budget_the_search_holds(small_config, tmp_path, capsys, monkeypatch):
+    """``--speedup 2``: the search gets the table's time of the unpruned network over 2 as its
+    budget; config.yaml keeps what the user asked; a speedup beyond the space's fastest network, or
+    both budgets at once, is one line and no directory."""
+    import edgeprune.pipeline.run as run_module
+
+    out = tmp_path / "run"
+    cfg = tmp_path / "one_epoch.yaml"
+    cfg.write_text(yaml.safe_dump({**yaml.safe_load(small_config.read_text()), "pretrain": {"epochs": 1}}))
+    args = ["compile", "--quiet", "--config", str(cfg), "--out", str(out), "--target", "mobile-cpu"]
+    assert main([*args, "--speedup", "2", "--budget-ms", "5"]) != 0
+    assert "either as budget_ms or as speedup" in capsys.readouterr().err and not out.exists()
+    assert main([*args, "--speedup", "1000"]) == 8
+    err = capsys.readouterr().err
+    assert "--speedup 1000" in err and "impossible" in err and not out.exists()
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def stop(inputs, *_args, **_kwargs):
+        seen["search"] = inputs.cfg.search
+        raise Stop
+
+    monkeypatch.setattr(run_module, "search_stage", stop)
+    with pytest.raises(Stop):
+        main([*args, "--speedup", "2"])
+    probe = json.loads((out / "run.json").read_text())["done"]["prepare"]["latency_probe"]
+    assert seen["search"].budget_ms == pytest.approx(probe["unpruned_ms"] / 2, rel=1e-12)
+    assert seen["search"].speedup is None  # workers rebuild the search config: one budget only
+    stored = yaml.safe_load((out / "config.yaml").read_text())["search"]
+    assert stored["speedup"] == 2.0 and stored["budget_ms"] is None
