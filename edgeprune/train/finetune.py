@@ -115,35 +115,37 @@ def fine_tune(
     nets = [model] if teacher is None else [model, teacher]
     for net in nets:
         net.to(memory_format=layout)  # type: ignore[call-overload]  # accepted at run time, not in the stubs
-    if teacher is not None:
-        teacher.eval()
-    model.train()
-    with _progress(progress, total, "fine-tuning") as advance:
-        for _ in range(epochs):
-            order = torch.randperm(len(x), generator=gen)
-            for i in range(steps_per_epoch):
-                idx = order[i * batch_size : (i + 1) * batch_size]
-                if len(idx) < 2:
-                    continue  # BatchNorm cannot train on one example
-                xb, yb = x[idx], y[idx]
-                if do_augment:
-                    xb = augment(xb, gen)
-                xb = xb.contiguous(memory_format=layout)
-                t_logits = None
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                    if teacher is not None:
-                        with torch.no_grad():
-                            t_logits = teacher(xb).float()
-                    logits = model(xb).float()
-                loss = distillation_loss(logits, yb, t_logits, kd_alpha, temperature)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                if advance is not None:
-                    advance()  # type: ignore[operator]
-    for net in nets:
-        net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    try:
+        if teacher is not None:
+            teacher.eval()
+        model.train()
+        with _progress(progress, total, "fine-tuning") as advance:
+            for _ in range(epochs):
+                order = torch.randperm(len(x), generator=gen)
+                for i in range(steps_per_epoch):
+                    idx = order[i * batch_size : (i + 1) * batch_size]
+                    if len(idx) < 2:
+                        continue  # BatchNorm cannot train on one example
+                    xb, yb = x[idx], y[idx]
+                    if do_augment:
+                        xb = augment(xb, gen)
+                    xb = xb.contiguous(memory_format=layout)
+                    t_logits = None
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        if teacher is not None:
+                            with torch.no_grad():
+                                t_logits = teacher(xb).float()
+                        logits = model(xb).float()
+                    loss = distillation_loss(logits, yb, t_logits, kd_alpha, temperature)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    if advance is not None:
+                        advance()  # type: ignore[operator]
+    finally:  # back to the default layout, also when training stops early (the caller's teacher too)
+        for net in nets:
+            net.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     model.eval()
     for p in params:
         p.grad = None

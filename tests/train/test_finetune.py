@@ -69,6 +69,26 @@ def test_bf16_forward_passes_learn_and_keep_float32_weights(digits):
     assert acc > 0.85 and abs(acc - acc32) < 0.05
 
 
+def test_a_failed_fine_tune_gives_the_teacher_back_in_its_layout(digits):
+    """Training runs in channels-last; the caller's teacher is back in the default layout even when
+    training stops with an error."""
+    teacher, student = _net(), _net()
+    calls = []
+
+    def fail_on_second(_m, _i, _out):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("stop")
+
+    student.linear.register_forward_hook(fail_on_second)
+    with pytest.raises(RuntimeError, match="stop"):
+        fine_tune(
+            student, digits.train.x, digits.train.y, epochs=1, lr=0.05, batch_size=64, seed=0, teacher=teacher
+        )
+    assert len(calls) == 2
+    assert all(p.is_contiguous() for net in (teacher, student) for p in net.parameters())
+
+
 def test_distillation_loss():
     logits = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
     labels = torch.tensor([0, 1, 2, 3, 0])
