@@ -14,6 +14,12 @@ The FLOPs line ``t = a·MACs`` is fitted out of sample: ``a`` fitted (least squa
 on one half of the networks predicts the other half, and the other way round. Printed and written as
 JSON: share within ±5 % and ±10 %, RMS % error and Kendall τ, table against the FLOPs line.
 
+The family's unpruned network is timed with the networks (in the same shuffled passes, not counted
+among them), and ``table_relative`` judges each network's time *relative to it*, predicted against
+measured: the figure ``compile --speedup`` and verification's reference check rely on. On a shared
+machine the speed drifts by 10-20 % within minutes, and that drift moves every absolute figure of a
+measurement one way (``reference.measured_over_predicted``), but not the ratios.
+
 With ``--precision int8`` the table is profiled in INT8 (every kernel quantized with the target's
 recipe, as ``compile --precision int8`` measures it) and each network is timed as it is shipped: exported
 and simplified by ``edgeprune.export.export_onnx``, then quantized by ``edgeprune.export.quantize_int8``
@@ -277,6 +283,7 @@ def main() -> None:
             nets = sample_space(
                 loaded.model, shape, profile.channel_multiple, rng, args.n, args.ranks, args.sampling
             )
+            nets.append(loaded.model)  # the unpruned network, last: the reference of the ratios
             keys = [extract_kernels(m, shape, profile.precision) for m in nets]
             pred = np.array([predictor.predict_kernels_ms(k) for k in keys])
             macs = np.array([sum(k.macs for k in ks) for ks in keys], dtype=np.float64)
@@ -296,8 +303,10 @@ def main() -> None:
                 measure_in_fresh_process(onnx_models, profile, args.passes, args.runs, int(seed))
                 for seed in seeds
             ]
-            rounds = [t for t, _ in timed]
+            rounds = [t[:-1] for t, _ in timed]
             meas = np.mean(rounds, axis=0)
+            ref_meas, ref_pred = float(np.mean([t[-1] for t, _ in timed])), float(pred[-1])
+            pred, macs = pred[:-1], macs[:-1]
             watched = [w for _, w in timed if w is not None]
             if watched:
                 print(
@@ -314,6 +323,9 @@ def main() -> None:
                 "measurement_quiet": [{k: v for k, v in w.items() if k != "without_a_quiet_pass"}
                                       | {"without_a_quiet_pass": len(w["without_a_quiet_pass"])} for w in watched],
                 "table": figures(pred, meas), "flops_out_of_sample": figures(flops, meas), **repeat,
+                "table_relative": figures(pred / ref_pred, meas / ref_meas),
+                "reference": {"predicted_ms": round(ref_pred, 5), "measured_ms": round(ref_meas, 5),
+                              "measured_over_predicted": round(ref_meas / ref_pred, 4)},
                 "measured_ms": {"min": round(float(meas.min()), 4), "max": round(float(meas.max()), 4)},
                 "per_network": [
                     {"macs": int(m), "measured_ms": round(float(t), 5), "predicted_ms": round(float(p), 5)}
@@ -324,7 +336,11 @@ def main() -> None:
     head = f"{'family / threads':42s} {'predictor':10s} {'±5%':>6s} {'±10%':>6s} {'RMS %':>7s} {'mean %':>7s} {'τ':>6s}"
     print("\n" + head)
     for key, r in results.items():
-        rows = [("table", r["table"]), ("FLOPs", r["flops_out_of_sample"])]
+        rows = [
+            ("table", r["table"]),
+            ("table/ref", r["table_relative"]),
+            ("FLOPs", r["flops_out_of_sample"]),
+        ]
         rows += [("repeat", r["repeatability"])] if "repeatability" in r else []
         for label, f in rows:
             print(
