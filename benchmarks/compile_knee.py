@@ -143,11 +143,17 @@ def main() -> None:
             t0 = time.perf_counter()
             rc = subprocess.run(cmd, env=env).returncode
             out["compile_seconds"] = round(time.perf_counter() - t0, 1)
-            if args.keep_run is not None:
-                shutil.copytree(run, args.keep_run, dirs_exist_ok=True)
+            kept = (
+                args.keep_run if args.keep_run is not None and run.is_dir() else None
+            )  # a refused compile leaves none
+            if kept is not None:
+                shutil.copytree(run, kept, dirs_exist_ok=True)
             out["compile_rc"] = rc
             if rc != 0:
-                sys.exit(f"edgeprune compile failed (exit {rc}); see {run / 'edgeprune.log'}")
+                sys.exit(
+                    f"edgeprune compile failed (exit {rc})"
+                    + (f"; see {kept / 'edgeprune.log'}" if kept else "")
+                )
         else:
             run = args.run
         out["stage_seconds"] = stage_split(run / "edgeprune.log")

@@ -103,7 +103,7 @@ def search_preflight(inputs: Inputs) -> tuple[Evaluator, SearchSpace, dict[str, 
             unpruned_ms = float(evaluator.predictor.predict_ms(evaluator.model, evaluator.input_shape))
     target = f"{evaluator.profile.name} ({evaluator.latency_source})"
     speedup = cfg.search.speedup
-    budget = cfg.search.budget_ms if speedup is None else unpruned_ms / speedup
+    budget = cfg.search.budget_for(unpruned_ms)
     flag = "--budget-ms" if speedup is None else "--speedup"
     est = inputs.profile.estimate
     if (
@@ -147,7 +147,7 @@ def resolve_budget(inputs: Inputs, probe: dict[str, Any]) -> Inputs:
     s = inputs.cfg.search
     if s.speedup is None:
         return inputs
-    budget = float(probe["unpruned_ms"]) / s.speedup
+    budget = s.budget_for(float(probe["unpruned_ms"]))
     search = s.model_copy(update={"budget_ms": budget, "speedup": None})
     return Inputs(
         inputs.cfg.model_copy(update={"search": search}), inputs.profile, inputs.loaded, inputs.data

@@ -70,6 +70,11 @@ class SearchConfig(FrozenConfig):
             raise ValueError("give a latency budget either as budget_ms or as speedup, not both")
         return self
 
+    def budget_for(self, unpruned_ms: float) -> float | None:
+        """The latency budget in ms, given the table's time of the unpruned network: ``budget_ms``, or
+        that time over ``speedup``; None without either."""
+        return self.budget_ms if self.speedup is None else unpruned_ms / self.speedup
+
     @field_validator("executor")
     @classmethod
     def _known_executor(cls, v: str) -> str:
