@@ -18,10 +18,7 @@ The family's unpruned network is timed with the networks (in the same shuffled p
 among them), and ``table_relative`` judges each network's time *relative to it*, predicted against
 measured: the figure ``compile --speedup`` and verification's reference check rely on. On a shared
 machine the speed drifts by 10-20 % within minutes, and that drift moves every absolute figure of a
-measurement one way (``reference.measured_over_predicted``), but not the ratios. Within a round the
-reference is also timed after every ``REFERENCE_EVERY`` networks of a pass, and
-``table_drift_relative`` divides every timing by the reference's time at that moment (interpolated):
-it takes out drift within a round, which one reference time per round cannot.
+measurement one way (``reference.measured_over_predicted``), but not the ratios.
 
 With ``--precision int8`` the table is profiled in INT8 (every kernel quantized with the target's
 recipe, as ``compile --precision int8`` measures it) and each network is timed as it is shipped: exported
@@ -66,7 +63,6 @@ from edgeprune.models import build_model
 from edgeprune.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_EVERY = 8  # the reference is timed after every 8 networks of a pass: the machine's speed
 
 
 def parse_family(spec: str) -> tuple[str, tuple[int, int, int] | None]:
@@ -103,80 +99,41 @@ def measure_end_to_end_ms(
     spinning: bool,
     quiet: bool = False,
     watch: QuietWatch | None = None,
-    reference_every: int = 0,
-) -> tuple[np.ndarray, dict | None, list[tuple[int, float, float]]]:
+) -> tuple[np.ndarray, dict | None]:
     """Min over passes (shuffled order, fresh session each) of the median of ``runs`` timed calls.
 
     With a ``watch``, networks none of whose passes ran quiet are timed again as
     the profiler measures kernels again (:meth:`QuietWatch.measure_again`): what the watch saw is
-    returned beside the times, else None. With ``reference_every`` k > 0, the last model (the
-    reference) is also timed after every k others of a pass, so its times trace the machine's speed
-    through the round. Every timing is logged as (model, when, median ms), for :func:`drift_relative`.
-    """
+    returned beside the times, else None."""
     best = np.full(len(models), np.inf)
-    log: list[tuple[int, float, float]] = []
 
     def measure(i: int) -> None:
         with watch.measuring(i) if watch is not None else contextlib.nullcontext():
-            t0 = time.monotonic()
             samples = time_models_ms([models[i]], threads=threads, warmup=30, runs=runs, spinning=spinning)[0]
-            when = (t0 + time.monotonic()) / 2
         best[i] = min(best[i], float(np.median(samples)))
-        log.append((i, when, float(np.median(samples))))
 
     for p in range(passes):
-        for n, i in enumerate(rng.permutation(len(models))):
+        for i in rng.permutation(len(models)):
             measure(int(i))
-            if reference_every and (n + 1) % reference_every == 0:
-                measure(len(models) - 1)
         if not quiet:
             print(f"    pass {p + 1}/{passes} done", flush=True)
-    def measure_with_reference(i: int) -> None:  # timed later than any pass: the reference beside it
-        measure(i)
-        if reference_every and i != len(models) - 1:
-            measure(len(models) - 1)
-
-    seen = watch.measure_again(measure_with_reference) if watch is not None else None
-    return best, seen, log
-
-
-def drift_relative(log: list[tuple[int, float, float]], n: int, nearest: int = 3) -> np.ndarray:
-    """Each of the first ``n`` models' time relative to the reference (model ``n``) as the machine ran
-    at that moment. Every timing is divided by the reference's fastest of its ``nearest`` timings
-    closest in time (the speed the machine could run at then: a loud moment only slows), and a model
-    keeps its smallest ratio, as the absolute figure keeps its fastest pass. A machine whose speed
-    drifts by 10-20 % in minutes moves the networks and the reference together, so the ratio keeps
-    what the table is asked for (``compile --speedup``, verification's reference check)."""
-    ref = np.array([(when, ms) for i, when, ms in log if i == n])
-    ratios = np.full(n, np.inf)
-    for i, when, ms in log:
-        if i < n:
-            near = np.argsort(np.abs(ref[:, 0] - when))[:nearest]
-            ratios[i] = min(ratios[i], ms / float(ref[near, 1].min()))
-    return ratios
+    seen = watch.measure_again(measure) if watch is not None else None
+    return best, seen
 
 
 def _measure_files(
     paths: list[str], profile: HardwareProfile, passes: int, runs: int, seed: int
-) -> tuple[np.ndarray, dict | None, list[tuple[int, float, float]]]:
+) -> tuple[np.ndarray, dict | None]:
     models = [Path(p).read_bytes() for p in paths]
     rng = np.random.default_rng(seed)
     return measure_end_to_end_ms(
-        models,
-        profile.threads,
-        passes,
-        runs,
-        rng,
-        profile.spinning,
-        quiet=True,
-        watch=quiet_watch(profile),
-        reference_every=REFERENCE_EVERY,
+        models, profile.threads, passes, runs, rng, profile.spinning, quiet=True, watch=quiet_watch(profile)
     )
 
 
 def measure_in_fresh_process(
     models: list[bytes], profile: HardwareProfile, passes: int, runs: int, seed: int
-) -> tuple[np.ndarray, dict | None, list[tuple[int, float, float]]]:
+) -> tuple[np.ndarray, dict | None]:
     """:func:`measure_end_to_end_ms` with a quiet watch, in a new Python process, as a shipped model
     runs: timed in the process that profiled the table and built the networks, the same networks
     ran 1.5-4 % slower than in a fresh one on this project's VM (a uniform offset that is the
@@ -346,12 +303,11 @@ def main() -> None:
                 measure_in_fresh_process(onnx_models, profile, args.passes, args.runs, int(seed))
                 for seed in seeds
             ]
-            rounds = [t[:-1] for t, _, _ in timed]
+            rounds = [t[:-1] for t, _ in timed]
             meas = np.mean(rounds, axis=0)
-            ref_meas, ref_pred = float(np.mean([t[-1] for t, _, _ in timed])), float(pred[-1])
-            relative = [drift_relative(log, args.n) for _, _, log in timed]
+            ref_meas, ref_pred = float(np.mean([t[-1] for t, _ in timed])), float(pred[-1])
             pred, macs = pred[:-1], macs[:-1]
-            watched = [w for _, w, _ in timed if w is not None]
+            watched = [w for _, w in timed if w is not None]
             if watched:
                 print(
                     "    quiet watch:",
@@ -368,8 +324,6 @@ def main() -> None:
                                       | {"without_a_quiet_pass": len(w["without_a_quiet_pass"])} for w in watched],
                 "table": figures(pred, meas), "flops_out_of_sample": figures(flops, meas), **repeat,
                 "table_relative": figures(pred / ref_pred, meas / ref_meas),
-                "table_drift_relative": figures(pred / ref_pred, np.mean(relative, axis=0)),
-                **({"repeatability_drift_relative": figures(relative[1], relative[0])} if len(relative) > 1 else {}),
                 "reference": {"predicted_ms": round(ref_pred, 5), "measured_ms": round(ref_meas, 5),
                               "measured_over_predicted": round(ref_meas / ref_pred, 4)},
                 "measured_ms": {"min": round(float(meas.min()), 4), "max": round(float(meas.max()), 4)},
@@ -385,13 +339,9 @@ def main() -> None:
         rows = [
             ("table", r["table"]),
             ("table/ref", r["table_relative"]),
-            ("tab/drift", r["table_drift_relative"]),
             ("FLOPs", r["flops_out_of_sample"]),
         ]
         rows += [("repeat", r["repeatability"])] if "repeatability" in r else []
-        rows += (
-            [("rep/drift", r["repeatability_drift_relative"])] if "repeatability_drift_relative" in r else []
-        )
         for label, f in rows:
             print(
                 f"{key:42s} {label:10s} {f['within_5pct']:6.0%} {f['within_10pct']:6.0%} "
