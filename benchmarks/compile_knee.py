@@ -143,9 +143,7 @@ def main() -> None:
             t0 = time.perf_counter()
             rc = subprocess.run(cmd, env=env).returncode
             out["compile_seconds"] = round(time.perf_counter() - t0, 1)
-            kept = (
-                args.keep_run if args.keep_run is not None and run.is_dir() else None
-            )  # a refused compile leaves none
+            kept = args.keep_run if run.is_dir() else None  # a refused compile leaves no run directory
             if kept is not None:
                 shutil.copytree(run, kept, dirs_exist_ok=True)
             out["compile_rc"] = rc

@@ -35,6 +35,7 @@ import argparse
 import os
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -138,9 +139,8 @@ def main() -> None:
         for method, objectives in METHODS.items():
             t0 = time.time()
             cfg = base_cfg.model_copy(update={"objectives": objectives})
-            r = run_search(EvaluatorSpec(model_cfg, data_cfg, args.target, cfg, threads=profile.threads),
-                           work / f"s{seed}-{method}",
-                           evaluator=evaluator, executor=memo)  # fmt: skip
+            r = run_search(replace(spec, search=cfg), work / f"s{seed}-{method}", evaluator=evaluator,
+                           executor=memo)  # fmt: skip
             evaluated[method] = [(c.plan, c.metrics) for c in r.candidates]
             results[method] = {"n_evals": r.n_evals, "search_s": round(time.time() - t0, 1)}
             print(f"seed {seed} {method:8s} {r.n_evals} evaluations ({time.time() - t0:.0f} s)", flush=True)
