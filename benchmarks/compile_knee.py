@@ -18,8 +18,10 @@ Method:
    side by side with the unpruned FP32 network in one interleaved run (A, B, A, B, ...; the minimum
    over passes of the pass median), so a speedup is a ratio within one run.
 4. Accuracy: each pick's test accuracy after fine-tuning (10,000 test images) against the unpruned
-   network fine-tuned with the same recipe by the same run (``finalize:baseline`` in ``run.json``);
-   for INT8 picks the shipped model's accuracy from verification (on ``ship.verify_images`` images).
+   network fine-tuned with the same recipe by the same run (``finalize:baseline`` in ``run.json``).
+   For INT8 picks the shipped ``model.int8.onnx`` is run on ONNX Runtime over the same 10,000 test
+   images (the run's own data config, so the same split and normalisation), and the bar is judged on
+   that accuracy: what ships is the INT8 model (verification checks only ``ship.verify_images``).
 
     python benchmarks/compile_knee.py --full --budget-ms 1.262 --population 24 --generations 10 --workers 2 \\
         --finetune-epochs 5 --distill --out benchmarks/results/compile_knee_full.json
@@ -50,8 +52,11 @@ import torch
 from bench_common import command_line, time_side_by_side, write_result
 
 from edgeprune.config import ModelConfig
+from edgeprune.data import load_data
 from edgeprune.export.onnx_export import export_onnx
 from edgeprune.models import build_model
+from edgeprune.pipeline_config import CompileConfig
+from edgeprune.runtime import get_runtime
 from edgeprune.runtime.onnxruntime_rt import cpu_model_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,6 +90,14 @@ def unpruned_onnx(path: Path) -> Path:
     model = build_model(ModelConfig(name="resnet56", num_classes=10)).model.eval()
     export_onnx(model, torch.zeros(1, 3, 32, 32), path)
     return path
+
+
+def test_accuracies(run: Path, models: list[Path]) -> dict[Path, float]:
+    """Top-1 accuracy of each ONNX model on the run's whole test split, on ONNX Runtime."""
+    test = load_data(CompileConfig.from_yaml(run / "config.yaml").data).test
+    x, y = np.ascontiguousarray(test.x.numpy()), test.y.numpy()
+    rt = get_runtime("onnxruntime-cpu", threads=1)
+    return {m: float(np.mean(rt.load(m).run(x).argmax(1) == y)) for m in models}
 
 
 def compile_args(args: argparse.Namespace, out: Path) -> list[str]:
@@ -176,6 +189,7 @@ def main() -> None:
         out["unpruned_fp32_ms"] = ms[ref]
         out["baseline_test_accuracy"] = baseline
         out["picks"] = {}
+        int8_acc = test_accuracies(run, [q for q in int8 if q in ms])
         for name, fp, q in zip(PICKS, onnx, int8, strict=True):
             fin, ship = state[f"finalize:{name}"], state.get(f"ship:{name}", {})
             row = {"test_accuracy": fin["test_accuracy"], "drop_points": round(100 * (baseline - fin["test_accuracy"]), 2),
@@ -185,18 +199,27 @@ def main() -> None:
                 row.update(
                     int8_ms=ms[q],
                     speedup_int8_vs_unpruned_fp32=ms[ref] / ms[q],
-                    int8_shipped_accuracy=ship.get("shipped_accuracy"),
+                    int8_verify_accuracy=ship.get("shipped_accuracy"),
+                    int8_test_accuracy=int8_acc[q],
+                    int8_drop_points=round(100 * (baseline - int8_acc[q]), 2),
                 )
             out["picks"][name] = row
     knee = out["picks"]["knee"]
-    speed = knee.get("speedup_int8_vs_unpruned_fp32", knee["speedup_fp32"])
-    bar = 4.0 if args.precision == "int8" else 2.0
-    out["bars"] = {"min_knee_speedup": bar, "max_drop_points": 1.0, "max_compile_seconds": 5400}
-    out["passed"] = bool(speed >= bar and knee["drop_points"] <= 1.0 and out["compile_seconds"] <= 5400)
+    shipped_int8 = "int8_ms" in knee
+    speed = knee["speedup_int8_vs_unpruned_fp32"] if shipped_int8 else knee["speedup_fp32"]
+    drop = knee["int8_drop_points"] if shipped_int8 else knee["drop_points"]
+    bar = 4.0 if shipped_int8 else 2.0
+    # issue 16: the FP32 knee within 90 minutes; the INT8 bar names no time (the time is reported)
+    limit = None if shipped_int8 else 5400
+    out["bars"] = {"min_knee_speedup": bar, "max_drop_points": 1.0, "max_compile_seconds": limit,
+                   "judged_on": "int8 model vs unpruned fp32" if shipped_int8 else "fp32 model"}  # fmt: skip
+    in_time = limit is None or out["compile_seconds"] <= limit
+    out["passed"] = bool(speed >= bar and drop <= 1.0 and in_time)
     out["load_average_at_end"] = os.getloadavg()
     print(f"unpruned FP32 {ms[ref]:.3f} ms, fine-tuned {100 * baseline:.2f} %")
     for name, row in out["picks"].items():
-        extra = f", int8 {row['speedup_int8_vs_unpruned_fp32']:.2f}x" if "int8_ms" in row else ""
+        extra = (f"; int8 {row['speedup_int8_vs_unpruned_fp32']:.2f}x at {100 * row['int8_test_accuracy']:.2f} % "
+                 f"({row['int8_drop_points']:+.2f} pt below)" if "int8_ms" in row else "")  # fmt: skip
         print(f"{name:8s} {100 * row['test_accuracy']:.2f} % ({row['drop_points']:+.2f} pt below) "
               f"{row['speedup_fp32']:.2f}x fp32{extra}, {row['params']:,} params")  # fmt: skip
     print(f"compile {out['compile_seconds']} s; stages {out['stage_seconds']}; passed {out['passed']}")
