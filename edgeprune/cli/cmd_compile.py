@@ -129,7 +129,8 @@ def _overrides(**flags: Any) -> dict[str, Any]:
 @click.option(
     "--finetune-precision",
     type=click.Choice(["fp32", "bf16", "auto"]),
-    help="Forward passes of fine-tuning in bfloat16 (CPU autocast; auto: where the CPU has native bf16).",
+    help="Forward passes of fine-tuning in bfloat16 (CPU autocast; auto: where a training step measured on this "
+    "CPU is at least 10 % faster in it).",
 )
 @click.option(
     "--transfer",

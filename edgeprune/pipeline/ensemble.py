@@ -25,7 +25,7 @@ from edgeprune.ensemble import ProbabilityAverage, flat_mask, kept_masks, select
 from edgeprune.errors import ConfigError, RunDirError
 from edgeprune.graph import PruningPlan, analyze, apply_plan
 from edgeprune.pipeline.inputs import validate_inputs
-from edgeprune.pipeline.stages import base_network, finetune_pick
+from edgeprune.pipeline.stages import base_network, finetune_bf16, finetune_pick
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
 from edgeprune.rundir import RunDir
@@ -104,7 +104,8 @@ def ensemble_run(
         plan = front[rank][0]
         reporter.stage("ensemble", f"fine-tuning front member {rank}")
         net = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
-        net = finetune_pick(net, inputs, base)
+        bf16 = finetune_bf16(inputs, run, net, base, reporter) if cfg.finalize.epochs else False
+        net = finetune_pick(net, inputs, base, bf16=bf16)
         members.append(net)
         rows.append(
             {"front_rank": rank, "plan": plan.to_dict(), "params": sum(p.numel() for p in net.parameters())}

@@ -51,6 +51,24 @@ def distillation_loss(
     return (1.0 - kd_alpha) * ce + kd_alpha * (t * t) * kl
 
 
+def train_step(
+    model: nn.Module, opt: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, *,
+    teacher: nn.Module | None = None, kd_alpha: float = 0.5, temperature: float = 4.0, bf16: bool = False,
+) -> None:  # fmt: skip
+    """One SGD step of fine-tuning on a batch: the forward passes (student, and the frozen teacher) under CPU
+    autocast to bfloat16 when ``bf16``; loss, backward pass and update in float32."""
+    t_logits = None
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        if teacher is not None:
+            with torch.no_grad():
+                t_logits = teacher(xb).float()
+        logits = model(xb).float()
+    loss = distillation_loss(logits, yb, t_logits, kd_alpha, temperature)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int, description: str) -> Iterator[object]:
     if not enabled:
@@ -130,16 +148,8 @@ def fine_tune(
                     if do_augment:
                         xb = augment(xb, gen)
                     xb = xb.contiguous(memory_format=layout)
-                    t_logits = None
-                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                        if teacher is not None:
-                            with torch.no_grad():
-                                t_logits = teacher(xb).float()
-                        logits = model(xb).float()
-                    loss = distillation_loss(logits, yb, t_logits, kd_alpha, temperature)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    train_step(model, opt, xb, yb, teacher=teacher, kd_alpha=kd_alpha, temperature=temperature,
+                               bf16=bf16)  # fmt: skip
                     sched.step()
                     if advance is not None:
                         advance()  # type: ignore[operator]

@@ -72,11 +72,58 @@ def test_identical_picks_are_fine_tuned_once_and_distil_from_the_tuned_baseline(
     assert teachers == [] and again["knee"] == summary["knee"]
 
 
-def test_finetune_precision_auto_follows_the_cpu(monkeypatch):
+def test_native_bf16_follows_the_cpu_flags(monkeypatch):
     import edgeprune.latency.timing as timing
 
-    assert stages.finetune_bf16("bf16") and not stages.finetune_bf16("fp32")
     monkeypatch.setattr(timing, "cpu_info", lambda: {"isa": ["avx2", "avx512_bf16"]})
-    assert stages.finetune_bf16("auto")
+    assert stages.native_bf16()
     monkeypatch.setattr(timing, "cpu_info", lambda: {"isa": ["avx2", "fma"]})
-    assert not stages.finetune_bf16("auto")
+    assert not stages.native_bf16()
+
+
+def _inputs(small_config, tmp_path, precision):
+    cfg = resolve_config(small_config, {"finalize": {"precision": precision}})
+    return prepare_run(cfg, tmp_path / f"run-{precision}", False, Reporter())
+
+
+def test_finetune_precision_auto_is_measured_once_per_run(small_config, tmp_path, monkeypatch):
+    """``auto`` on a CPU with bfloat16: a training step is timed in both precisions on this network and
+    the choice is kept in run.json (a resumed run trains alike); without bfloat16 nothing is timed."""
+    import edgeprune.latency.timing as timing
+    import edgeprune.train.precision as precision
+
+    inputs, run = _inputs(small_config, tmp_path, "bf16")
+    model = stages.base_network(inputs, run)
+    assert stages.finetune_bf16(inputs, run, model, None, Reporter())
+    inputs, run = _inputs(small_config, tmp_path, "fp32")
+    assert not stages.finetune_bf16(inputs, run, model, None, Reporter())
+
+    real_cpu = timing.cpu_info()
+    inputs, run = _inputs(small_config, tmp_path, "auto")
+    native_inputs, native_run = _inputs(small_config, tmp_path / "native", "auto")
+    monkeypatch.setattr(timing, "cpu_info", lambda: {**real_cpu, "isa": ["avx2"]})
+    assert not stages.finetune_bf16(inputs, run, model, None, Reporter())
+    assert run.done_info(stages.FINETUNE_PRECISION) == {"bf16": False, "why": "no native bfloat16 on this CPU"}
+
+    monkeypatch.setattr(timing, "cpu_info", lambda: {**real_cpu, "isa": ["avx2", "avx512_bf16"]})
+    inputs, run = native_inputs, native_run
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    chosen = stages.finetune_bf16(inputs, run, model, model, Reporter())  # timed for real, with a teacher
+    record = run.done_info(stages.FINETUNE_PRECISION)
+    assert record["fp32_step_ms"] > 0 and record["bf16_step_ms"] > 0 and record["bf16"] is chosen
+    assert chosen == (record["fp32_step_ms"] / record["bf16_step_ms"] >= precision.MIN_BF16_SPEEDUP)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # timed on copies
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("timed again")
+
+    monkeypatch.setattr(precision, "time_training_step", no_timing)
+    assert stages.finetune_bf16(inputs, run, model, None, Reporter()) is chosen
+
+
+def test_bf16_is_chosen_only_when_clearly_faster():
+    from edgeprune.train.precision import StepTiming
+
+    assert StepTiming(fp32_ms=780.0, bf16_ms=470.0).use_bf16  # the AMD EPYC measurement
+    assert not StepTiming(fp32_ms=750.0, bf16_ms=900.0).use_bf16  # the Intel Xeon one
+    assert not StepTiming(fp32_ms=100.0, bf16_ms=95.0).use_bf16  # 5 %: not worth bfloat16's rounding
