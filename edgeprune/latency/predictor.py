@@ -204,25 +204,31 @@ class OverheadModel:
     kernel count ``n``, the weight values ``W`` it reads and its kernel sum ``K``.
 
     With four or more profiled networks of the family (the unpruned ones and the calibration networks
-    ``edgeprune profile`` draws from the search space), ``T − K = e + α·n + β·W + γ·K`` is fitted by
-    least squares (``e`` the empty call). Measured here: kernels timed alone keep their weights in
-    cache while a whole network streams all of them (``β·W``: a MobileNetV2 pruned in width keeps its
+    ``edgeprune profile`` draws from the search space), ``T − K = e + α·n + β·max(0, W − W₀) + γ·K`` is
+    fitted by least squares (``e`` the empty call). Measured: kernels timed alone keep their weights in
+    cache while a whole network streams all of them (``β``: a MobileNetV2 pruned in width keeps its
     kernel count but reads far fewer weights); each kernel adds dispatch and thread-pool hand-offs
     (``α·n``); and with several threads, small kernels cost less in a network than alone in context
-    (``γ < 0``). With fewer points, a curve through the profiled networks along ``W`` (or ``n``, for
-    tables that do not record ``W``).
+    (``γ < 0``). ``W₀`` is where streaming the weights starts to cost: the weights that still fit in
+    the CPU's caches. On a 2-core Intel Xeon, MobileNetV2 networks at 3×32×32 paid about 0.008 ms over
+    their kernels up to ~250k weights and then rose steeply (0.02 ms at 330k, 0.13 ms at 1M), and a line
+    through all of them priced the networks between 100k and 450k weights 20–50 % slow; ``W₀`` is chosen
+    among the profiled networks' ``W`` (and 0, a plain line) by the same least squares. With fewer
+    points, a curve through the profiled networks along ``W`` (or ``n``, for tables that do not record
+    ``W``).
     """
 
     empty_ms: float
     axis: str  # "fit" | "weights" | "kernels"
     points: tuple[tuple[int, int, float, float], ...]  # (n, W, K, T − K) of the profiled networks
     coef: tuple[float, float, float] = (0.0, 0.0, 0.0)  # α, β, γ
+    weights_free: int = 0  # W₀: weights read at no cost beyond the kernels'
 
     def at(self, n: int, weights: int, kernels_ms: float) -> float:
         """``T − K`` of a network, never below −½K (a network is never priced under half its kernels)."""
         if self.axis == "fit":
             a, b, g = self.coef
-            residual = self.empty_ms + a * n + b * weights + g * kernels_ms
+            residual = self.empty_ms + a * n + b * max(0, weights - self.weights_free) + g * kernels_ms
         else:
             x = weights if self.axis == "weights" else n
             curve = sorted(
@@ -232,15 +238,28 @@ class OverheadModel:
         return max(residual, -0.5 * kernels_ms)
 
 
+def _lstsq_overhead(
+    empty_ms: float, points: list[tuple[int, int, float, float]], weights_free: int
+) -> tuple[tuple[float, float, float], float]:
+    """``(α, β, γ)`` of ``T − K − e = α·n + β·max(0, W − W₀) + γ·K`` by least squares on relative error,
+    and the sum of squared relative residuals."""
+    a = np.array([[n, max(0, w - weights_free), k] for n, w, k, _ in points], dtype=np.float64)
+    y = np.array([r - empty_ms for _, _, _, r in points])
+    rel = 1.0 / np.array([max(k + r, 1e-9) for _, _, k, r in points])  # relative error
+    scale = np.maximum(a.max(axis=0), 1e-12)
+    coef = np.linalg.lstsq(a / scale * rel[:, None], y * rel, rcond=None)[0] / scale
+    err = float(np.sum(((a @ coef - y) * rel) ** 2))
+    return (float(coef[0]), float(coef[1]), float(coef[2])), err
+
+
 def _fit_overhead(empty_ms: float, points: list[tuple[int, int, float, float]]) -> OverheadModel:
     with_w = [p for p in points if p[1] > 0]
     if len({(n, w) for n, w, _, _ in with_w}) >= 4:
-        a = np.array([[n, w, k] for n, w, k, _ in with_w], dtype=np.float64)
-        y = np.array([r - empty_ms for _, _, _, r in with_w])
-        rel = 1.0 / np.array([max(k + r, 1e-9) for _, _, k, r in with_w])  # least squares on relative error
-        scale = np.maximum(a.max(axis=0), 1e-12)
-        coef = np.linalg.lstsq(a / scale * rel[:, None], y * rel, rcond=None)[0] / scale
-        return OverheadModel(empty_ms, "fit", tuple(with_w), (float(coef[0]), float(coef[1]), float(coef[2])))
+        ws = sorted({w for _, w, _, _ in with_w})
+        # a knee needs two distinct W beyond it to give β a slope; 0 is the plain line
+        fits = [(*_lstsq_overhead(empty_ms, with_w, w0), w0) for w0 in [0, *ws[:-2]]]
+        coef, _, w0 = min(fits, key=lambda f: f[1])
+        return OverheadModel(empty_ms, "fit", tuple(with_w), coef, w0)
     if with_w:
         return OverheadModel(empty_ms, "weights", tuple(with_w))
     return OverheadModel(empty_ms, "kernels", tuple(points))
