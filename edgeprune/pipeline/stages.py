@@ -97,6 +97,8 @@ def finetune_bf16(
     cfg = inputs.cfg.finalize
     if cfg.precision != "auto":
         return cfg.precision == "bf16"
+    if inputs.cfg.model.transfer:  # transfer mode trains the head alone, in float32 (finetune_pick)
+        return False
     if run.is_done(FINETUNE_PRECISION):
         return bool(run.done_info(FINETUNE_PRECISION)["bf16"])
     if not native_bf16():
