@@ -104,8 +104,7 @@ def ensemble_run(
         plan = front[rank][0]
         reporter.stage("ensemble", f"fine-tuning front member {rank}")
         net = recalibrate_changed_bn(base, apply_plan(base, plan, example), d.calib.x)
-        bf16 = finetune_bf16(inputs, run, net, base, reporter) if cfg.finalize.epochs else False
-        net = finetune_pick(net, inputs, base, bf16=bf16)
+        net = finetune_pick(net, inputs, base, bf16=finetune_bf16(inputs, run, net, base, reporter))
         members.append(net)
         rows.append(
             {"front_rank": rank, "plan": plan.to_dict(), "params": sum(p.numel() for p in net.parameters())}

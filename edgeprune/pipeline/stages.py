@@ -95,6 +95,8 @@ def finetune_bf16(
     measured on this CPU is at least 10 % faster in it. The choice is made once per run (the first
     network it fine-tunes) and kept in ``run.json``, so a resumed run trains alike."""
     cfg = inputs.cfg.finalize
+    if not cfg.epochs:  # nothing is fine-tuned
+        return False
     if cfg.precision != "auto":
         return cfg.precision == "bf16"
     if inputs.cfg.model.transfer:  # transfer mode trains the head alone, in float32 (finetune_pick)
@@ -190,8 +192,9 @@ def finalize_stage(
         # the baseline is the reference the picks answer to: plain fine-tuning (no teacher); the picks distil
         # from it once it is tuned
         teacher = finalize_teacher(inputs, run, base) if plan is not None else None
-        bf16 = finetune_bf16(inputs, run, model, teacher, reporter) if inputs.cfg.finalize.epochs else False
-        model = finetune_pick(model, inputs, teacher, bf16=bf16)
+        model = finetune_pick(
+            model, inputs, teacher, bf16=finetune_bf16(inputs, run, model, teacher, reporter)
+        )
         acc = evaluate_accuracy(model, d.test.x, d.test.y) if inputs.cfg.finalize.epochs else acc_before
         write_bytes_atomic(folder / "weights.pt", state_bytes(model))
         if plan is not None:

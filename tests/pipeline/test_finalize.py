@@ -103,7 +103,10 @@ def test_finetune_precision_auto_is_measured_once_per_run(small_config, tmp_path
     native_inputs, native_run = _inputs(small_config, tmp_path / "native", "auto")
     monkeypatch.setattr(timing, "cpu_info", lambda: {**real_cpu, "isa": ["avx2"]})
     assert not stages.finetune_bf16(inputs, run, model, None, Reporter())
-    assert run.done_info(stages.FINETUNE_PRECISION) == {"bf16": False, "why": "no native bfloat16 on this CPU"}
+    assert run.done_info(stages.FINETUNE_PRECISION) == {
+        "bf16": False,
+        "why": "no native bfloat16 on this CPU",
+    }
 
     monkeypatch.setattr(timing, "cpu_info", lambda: {**real_cpu, "isa": ["avx2", "avx512_bf16"]})
     inputs, run = native_inputs, native_run
