@@ -60,7 +60,6 @@ from edgeprune.runtime import get_runtime
 from edgeprune.runtime.onnxruntime_rt import cpu_model_name
 
 ROOT = Path(__file__).resolve().parents[1]
-PICKS = ("accurate", "knee", "fast")
 X = np.zeros((1, 3, 32, 32), np.float32)
 STAGE_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) INFO stage (\S+)")
 
@@ -110,7 +109,7 @@ def compile_args(args: argparse.Namespace, out: Path) -> list[str]:
            "--data", str(data), "--target", "host-cpu", "--threads", str(args.threads),
            *budget, "--population", str(args.population), "--generations", str(args.generations),
            "--workers", str(args.workers), "--finetune-epochs", str(args.finetune_epochs), "--seed", str(args.seed),
-           "--precision", args.precision, "--finetune-precision", args.finetune_precision, "--distill" if args.distill else "--no-distill", "--out", str(out), "--quiet"]  # fmt: skip
+           "--precision", args.precision, "--finetune-precision", args.finetune_precision, "--distill" if args.distill else "--no-distill", "--picks", args.picks, "--out", str(out), "--quiet"]  # fmt: skip
     if args.full:
         cmd += ["--extra-train", str(args.data / "cifar10-extra" / "train_40k.npz")]
     return cmd
@@ -135,6 +134,9 @@ def main() -> None:
     ap.add_argument("--distill", action="store_true")
     ap.add_argument("--finetune-precision", default="fp32", choices=["fp32", "bf16", "auto"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "int8"])
+    ap.add_argument(
+        "--picks", default="accurate,knee,fast", help="compile --picks (the knee must be among them)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--reps", type=int, default=200)
@@ -144,6 +146,8 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compile_knee.json")
     args = ap.parse_args()
+    if "knee" not in args.picks.split(","):
+        sys.exit("--picks: the knee is what this benchmark judges; name it")
     if args.run is not None and not (args.run / "run.json").is_file():
         sys.exit(f"--run {args.run}: not a run directory (no run.json)")
 
@@ -177,8 +181,9 @@ def main() -> None:
         out["config"] = (run / "config.yaml").read_text()
         state = json.loads((run / "run.json").read_text())["done"]
         baseline = state["finalize:baseline"]["test_accuracy"]
-        onnx = [run / "picks" / p / "model.onnx" for p in PICKS]
-        int8 = [run / "picks" / p / "model.int8.onnx" for p in PICKS]
+        picks = list(json.loads((run / "manifest.json").read_text())["picks"])  # the picks the run shipped
+        onnx = [run / "picks" / p / "model.onnx" for p in picks]
+        int8 = [run / "picks" / p / "model.int8.onnx" for p in picks]
         timed = [ref, *onnx, *(p for p in int8 if p.is_file())]
         ms = dict(
             zip(
@@ -193,7 +198,7 @@ def main() -> None:
         out["baseline_test_accuracy"] = baseline
         out["picks"] = {}
         int8_acc = test_accuracies(run, [q for q in int8 if q in ms])
-        for name, fp, q in zip(PICKS, onnx, int8, strict=True):
+        for name, fp, q in zip(picks, onnx, int8, strict=True):
             fin, ship = state[f"finalize:{name}"], state.get(f"ship:{name}", {})
             row = {"test_accuracy": fin["test_accuracy"], "drop_points": round(100 * (baseline - fin["test_accuracy"]), 2),
                    "params": fin["params"], "fp32_ms": ms[fp], "speedup_fp32": ms[ref] / ms[fp],

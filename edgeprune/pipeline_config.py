@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgeprune.config import CONFIG_VERSION, DataConfig, FrozenConfig, ModelConfig
+from edgeprune.rundir import PICK_NAMES, PickName
 from edgeprune.search.config import SearchConfig
 
-# Fields that never change a run's results: ``--resume`` accepts any change to them.
-RESULT_NEUTRAL = ("search.workers", "search.executor", "search.ray_address", "pretrain.allow_untrained")
+# Fields that never change a run's results: ``--resume`` accepts any change to them. ``finalize.picks`` names
+# which picks are fine-tuned and shipped; each pick's outcome is its own, so a resumed run may add one.
+RESULT_NEUTRAL = (
+    "search.workers", "search.executor", "search.ray_address", "pretrain.allow_untrained", "finalize.picks",
+)  # fmt: skip
 
 
 def config_stage(field: str) -> str:
@@ -51,6 +55,16 @@ class FinalizeConfig(FrozenConfig):
     # forward passes of fine-tuning in bfloat16 (CPU autocast); auto: where a training step measured on this CPU
     # is at least 10 % faster in it (pipeline.stages.finetune_bf16)
     precision: Literal["fp32", "bf16", "auto"] = "fp32"
+    # which of the search's picks are fine-tuned, exported and verified (the search names all three; each
+    # costs a fine-tuning): e.g. only the knee
+    picks: tuple[PickName, ...] = PICK_NAMES
+
+    @field_validator("picks")
+    @classmethod
+    def _picks_in_order(cls, value: tuple[PickName, ...]) -> tuple[PickName, ...]:
+        if not value:
+            raise ValueError(f"name at least one pick of {', '.join(PICK_NAMES)}")
+        return tuple(n for n in PICK_NAMES if n in value)  # one of each, in the run directory's order
 
 
 class ShipConfig(FrozenConfig):

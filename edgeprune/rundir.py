@@ -16,12 +16,13 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from edgeprune.atomic import fsync_dir, make_dirs, write_bytes_atomic, write_text_atomic
 from edgeprune.errors import RunDirError
 
-PICK_NAMES = ("accurate", "knee", "fast")
+PickName = Literal["accurate", "knee", "fast"]
+PICK_NAMES: tuple[PickName, ...] = ("accurate", "knee", "fast")
 STATE_VERSION = 1
 
 

@@ -23,7 +23,7 @@ def _overrides(**flags: Any) -> dict[str, Any]:
         "rank_genes": ("search", "rank_genes"), "strategy": ("search", "strategy"), "objectives": ("search", "objectives"), "executor": ("search", "executor"),
         "address": ("search", "ray_address"), "precision": ("ship", "precision"),
         "finetune_epochs": ("finalize", "epochs"), "distill": ("finalize", "distill"),
-        "finetune_precision": ("finalize", "precision"),
+        "finetune_precision": ("finalize", "precision"), "picks": ("finalize", "picks"),
         "transfer": ("model", "transfer"), "head_hidden": ("model", "head_hidden"),
         "backbone_weights": ("model", "backbone_weights"), "head_epochs": ("pretrain", "epochs"),
         "allow_untrained": ("pretrain", "allow_untrained"),
@@ -131,6 +131,12 @@ def _overrides(**flags: Any) -> dict[str, Any]:
     type=click.Choice(["fp32", "bf16", "auto"]),
     help="Forward passes of fine-tuning in bfloat16 (CPU autocast; auto: where a training step measured on this "
     "CPU is at least 10 % faster in it).",
+)
+@click.option(
+    "--picks",
+    callback=lambda _ctx, _param, value: tuple(n.strip() for n in value.split(",")) if value else None,
+    help="Which picks to fine-tune, export and verify, comma-separated (default: accurate,knee,fast; each "
+    "costs one fine-tuning).",
 )
 @click.option(
     "--transfer",

@@ -18,7 +18,7 @@ from edgeprune.pipeline.prepare import RunLog, prepare_run
 from edgeprune.pipeline.stages import base_network, finalize_stage, search_stage, ship_stage
 from edgeprune.pipeline_config import CompileConfig
 from edgeprune.progress import Reporter
-from edgeprune.rundir import PICK_NAMES, RunDir
+from edgeprune.rundir import RunDir
 from edgeprune.search.result import SearchResult
 
 
@@ -39,7 +39,8 @@ def report_stage(
     )  # fmt: skip
     return write_run_report(
         run, result, model_name=inputs.cfg.model.name, profile=inputs.profile, config_yaml=inputs.cfg.to_yaml(),
-        finalize=finalize, shipped=shipped, extra_sections=[("Influential filters", influence_html)],
+        finalize=finalize, shipped=shipped, picks=inputs.cfg.finalize.picks,
+        extra_sections=[("Influential filters", influence_html)],
     )  # fmt: skip
 
 
@@ -86,10 +87,12 @@ def compile_run(
                 "test_accuracy": report["picks"][n]["finalize"].get("test_accuracy"),
                 **{k: report["picks"][n]["metrics"][k] for k in ("error", "params", "latency_ms")},
             }
-            for n in PICK_NAMES
+            for n in inputs.cfg.finalize.picks
         },
         "latency_source": result.latency_source,
-        "verified": all(report["picks"][n].get("verify", {}).get("passed", False) for n in PICK_NAMES),
+        "verified": all(
+            report["picks"][n].get("verify", {}).get("passed", False) for n in inputs.cfg.finalize.picks
+        ),
     }
     reporter.result(payload)
     return {**payload, "summary_text": _summary_text(run, result, report)}

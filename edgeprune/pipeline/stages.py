@@ -16,7 +16,7 @@ from edgeprune.pipeline.inputs import Inputs, evaluator_spec
 from edgeprune.pipeline.prepare import state_bytes
 from edgeprune.pipeline.pretrain import train_head, training_threads
 from edgeprune.progress import Reporter
-from edgeprune.rundir import PICK_NAMES, RunDir
+from edgeprune.rundir import RunDir
 from edgeprune.search.evaluator import Evaluator, torch_threads
 from edgeprune.search.result import SearchResult
 from edgeprune.search.run import build_space, run_search
@@ -166,8 +166,15 @@ def finalize_stage(
     summary: dict[str, dict[str, Any]] = {}
     original_acc = evaluate_accuracy(base, d.test.x, d.test.y)
     jobs: list[tuple[str, PruningPlan | None]] = [("baseline", None)] if inputs.cfg.finalize.baseline else []
-    jobs += [(name, result.candidates[result.picks[name]].plan) for name in PICK_NAMES]
-    first_of: dict[str, str] = {}  # plan key -> the first pick with that plan
+    jobs += [(name, result.candidates[result.picks[name]].plan) for name in inputs.cfg.finalize.picks]
+    first_of: dict[str, str] = {}  # plan key -> the pick whose fine-tuned weights that plan shares
+    for name, plan in jobs:  # a pick fine-tuned before (a resumed run that adds picks) comes first
+        if (
+            plan is not None
+            and run.is_done(f"finalize:{name}")
+            and "same_as" not in run.done_info(f"finalize:{name}")
+        ):
+            first_of.setdefault(plan.key(), name)
     for name, plan in jobs:
         stage = f"finalize:{name}"
         same = first_of.setdefault(plan.key(), name) if plan is not None else name
@@ -251,7 +258,7 @@ def ship_stage(
     thresholds = VerifyThresholds(min_images=min(len(test), cfg.ship.verify_images))
     example = torch.zeros(1, *d.input_shape)
     shipped: dict[str, dict[str, Any]] = {}
-    for name in PICK_NAMES:
+    for name in cfg.finalize.picks:
         stage = f"ship:{name}"
         if run.is_done(stage):
             shipped[name] = run.done_info(stage)

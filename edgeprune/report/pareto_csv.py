@@ -38,7 +38,7 @@ def pareto_rows(result: SearchResult) -> list[dict[str, str]]:
                 "latency_fp32_ms": f"{m['latency_fp32_ms']:.6f}" if "latency_fp32_ms" in m else "",
                 "robust_error": f"{m['robust_error']:.6f}" if "robust_error" in m else "",
                 **{
-                    name: "1" if picks.get(i) == name or result.picks[name] == i else "0"
+                    str(name): "1" if picks.get(i) == name or result.picks[name] == i else "0"
                     for name in PICK_NAMES
                 },
                 "plan": c.plan.to_json(),

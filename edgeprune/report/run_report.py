@@ -38,26 +38,32 @@ def run_files(root: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def write_run_manifest(run: RunDir, *, model_name: str, target: str, latency_source: str) -> Path:
-    """Write ``manifest.json`` of the run: model, target, latency source, the picks' manifests and
+def write_run_manifest(
+    run: RunDir, *, model_name: str, target: str, latency_source: str, picks: Sequence[str] = PICK_NAMES
+) -> Path:
+    """Write ``manifest.json`` of the run: model, target, latency source, the shipped picks' manifests and
     :func:`run_files`."""
     manifest = {
         "edgeprune_run": RUN_MANIFEST_VERSION,
         "model": model_name,
         "target": target,
         "latency_source": latency_source,
-        "picks": {n: f"picks/{n}/manifest.json" for n in PICK_NAMES},
+        "picks": {n: f"picks/{n}/manifest.json" for n in picks},
         "files": run_files(run.root),
     }
     return write_text_atomic(run.manifest, json.dumps(manifest, indent=1, sort_keys=True))
 
 
 def pick_summaries(
-    result: SearchResult, finalize: Mapping[str, Mapping[str, Any]], shipped: Mapping[str, Mapping[str, Any]]
+    result: SearchResult,
+    finalize: Mapping[str, Mapping[str, Any]],
+    shipped: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str] = PICK_NAMES,
 ) -> dict[str, dict[str, Any]]:
-    """Per pick: its search metrics, what finalize recorded, and what ship recorded (verification)."""
+    """Per shipped pick (``names``): its search metrics, what finalize recorded, and what ship recorded
+    (verification)."""
     picks: dict[str, dict[str, Any]] = {}
-    for name in PICK_NAMES:
+    for name in names:
         c = result.candidates[result.picks[name]]
         picks[name] = {
             "metrics": c.metrics,
@@ -76,14 +82,16 @@ def write_run_report(
     config_yaml: str,
     finalize: Mapping[str, Mapping[str, Any]],
     shipped: Mapping[str, Mapping[str, Any]],
+    picks: Sequence[str] = PICK_NAMES,
     extra_sections: Sequence[tuple[str, str]] = (),
 ) -> dict[str, Any]:
     """Write ``pareto.png``, ``report.html`` and then the run manifest (which hashes every file written
     before it); returns ``{"picks": pick_summaries(...), "summary": the accuracy baselines}``.
 
-    ``finalize`` is what the finalize stage recorded per pick, plus ``"baseline"`` (the unpruned network
-    fine-tuned with the same recipe) and ``"original"`` when known; ``shipped`` what ship recorded per
-    pick; ``extra_sections`` (title, HTML) go into the page after the search's progress.
+    ``picks`` names the picks that were fine-tuned and shipped. ``finalize`` is what the finalize stage
+    recorded per pick, plus ``"baseline"`` (the unpruned network fine-tuned with the same recipe) and
+    ``"original"`` when known; ``shipped`` what ship recorded per pick; ``extra_sections`` (title, HTML) go
+    into the page after the search's progress.
     """
     from edgeprune.report.html import json_block, render_report
     from edgeprune.report.pareto_csv import pareto_rows
@@ -91,7 +99,7 @@ def write_run_report(
 
     png = front_png(result)
     write_bytes_atomic(run.pareto_png, png)
-    picks = pick_summaries(result, finalize, shipped)
+    summaries = pick_summaries(result, finalize, shipped, picks)
     target = {
         "name": profile.name,
         "runtime": profile.runtime,
@@ -110,12 +118,14 @@ def write_run_report(
         target=target,
         latency_source=result.latency_source,
         front_rows=pareto_rows(result),
-        picks=picks,
+        picks=summaries,
         front_png=png,
         history_png=history_png(result.history),
         config_yaml=config_yaml,
         extra_sections=[("Baselines for the accuracy drop", json_block(summary)), *extra_sections],
     )
     write_text_atomic(run.report_html, page)
-    write_run_manifest(run, model_name=model_name, target=profile.name, latency_source=result.latency_source)
-    return {"picks": picks, "summary": summary}
+    write_run_manifest(
+        run, model_name=model_name, target=profile.name, latency_source=result.latency_source, picks=picks
+    )
+    return {"picks": summaries, "summary": summary}

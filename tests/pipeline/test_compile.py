@@ -136,6 +136,15 @@ def test_dry_run_prints_space_and_estimate(small_config, tmp_path, capsys):
     assert "genomes:" in out and "search time estimate" in out and not (tmp_path / "o").exists()
 
 
+def test_picks_flag_names_what_is_fine_tuned(small_config, tmp_path, capsys):
+    assert _compile("--config", str(small_config), "--picks", "fast,knee", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "picks:\n  - knee\n  - fast\n" in out  # one of each, in the run directory's order
+    assert _compile("--config", str(small_config), "--picks", "knee,best", "--out", str(tmp_path / "o")) != 0
+    err = capsys.readouterr().err
+    assert "finalize.picks" in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
 def test_ensemble_of_front_members(finished_run, monkeypatch, capsys):
     out, _, env = finished_run
     monkeypatch.setenv("EDGEPRUNE_PROFILES_DIR", env["EDGEPRUNE_PROFILES_DIR"])

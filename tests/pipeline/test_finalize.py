@@ -130,3 +130,39 @@ def test_bf16_is_chosen_only_when_clearly_faster():
     assert StepTiming(fp32_ms=780.0, bf16_ms=470.0).use_bf16  # the AMD EPYC measurement
     assert not StepTiming(fp32_ms=750.0, bf16_ms=900.0).use_bf16  # the Intel Xeon one
     assert not StepTiming(fp32_ms=100.0, bf16_ms=95.0).use_bf16  # 5 %: not worth bfloat16's rounding
+
+
+def test_only_the_named_picks_are_fine_tuned_and_a_resumed_run_may_add_one(
+    small_config, tmp_path, monkeypatch
+):
+    """``finalize.picks``: only the knee (and the baseline) is fine-tuned; resuming with all three adds the
+    fast pick and shares the knee's weights with the accurate pick (the same network) instead of training
+    it again."""
+    weights = tmp_path / "digits.pt"
+    torch.save(build_model(ModelConfig(name="digits-resnet")).model.state_dict(), weights)
+    trained: list[int] = []
+    real = stages.fine_tune
+
+    def spy(model, *args, **kwargs):
+        trained.append(sum(p.numel() for p in model.parameters()))
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(stages, "fine_tune", spy)
+    over = {"model": {"weights": str(weights)}}
+    cfg = resolve_config(small_config, {**over, "finalize": {"picks": ["knee"]}})
+    inputs, run = prepare_run(cfg, tmp_path / "run", False, Reporter())
+    result = _result(inputs)
+    summary = stages.finalize_stage(inputs, run, result, Reporter())
+    assert len(trained) == 2 and set(summary) == {"baseline", "knee", "original"}
+    assert not run.pick("accurate").exists() and not run.pick("fast").exists()
+
+    trained.clear()
+    cfg = resolve_config(small_config, {**over, "finalize": {"picks": ["fast", "accurate", "knee"]}})
+    inputs, run = prepare_run(cfg, tmp_path / "run", True, Reporter())  # --resume accepts the change
+    summary = stages.finalize_stage(inputs, run, result, Reporter())
+    assert len(trained) == 1  # the fast pick only
+    assert summary["accurate"]["same_as"] == "knee" and "same_as" not in summary["knee"]
+    assert (
+        run.pick("accurate").joinpath("weights.pt").read_bytes()
+        == run.pick("knee").joinpath("weights.pt").read_bytes()
+    )

@@ -125,3 +125,13 @@ def test_pick_summaries_without_finalize_or_ship():
         "knee": 0.03,
         "fast": 0.09,
     }
+
+
+def test_a_run_that_shipped_only_the_knee_reports_and_lists_only_the_knee(run):
+    shipped = {"knee": {"verify": {"passed": True, "checks": [], "where": "here"}}}
+    report = write_run_report(
+        run, _result(), model_name="resnet20", profile=load_profile("host-cpu"), config_yaml="model: x\n",
+        finalize={"knee": {"test_accuracy": 0.95}}, shipped=shipped, picks=("knee",),
+    )  # fmt: skip
+    assert list(report["picks"]) == ["knee"]
+    assert json.loads(run.manifest.read_text())["picks"] == {"knee": "picks/knee/manifest.json"}
