@@ -142,7 +142,10 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--run", type=Path, help="analyse this finished run instead of compiling")
     ap.add_argument(
-        "--keep-run", type=Path, help="copy the compiled run directory here (it lives in a temp folder)"
+        "--keep-run",
+        type=Path,
+        help="copy the compiled run directory here (it lives in a temp folder); its latency table goes to "
+        "KEEP_RUN.home (the EDGEPRUNE_HOME to resume it with)",
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compile_knee.json")
     args = ap.parse_args()
@@ -158,7 +161,14 @@ def main() -> None:
         if args.run is None:
             run = Path(tmp) / "run"
             cmd = compile_args(args, run)
-            env = {**os.environ, "EDGEPRUNE_HOME": str(Path(tmp) / "home")}
+            # the run's latency table lives in EDGEPRUNE_HOME; kept beside a kept run, the run can be resumed
+            # later (e.g. `edgeprune compile ... --resume --picks knee,accurate` with that EDGEPRUNE_HOME)
+            home = (
+                Path(tmp) / "home"
+                if args.keep_run is None
+                else args.keep_run.with_name(args.keep_run.name + ".home")
+            )
+            env = {**os.environ, "EDGEPRUNE_HOME": str(home)}
             print("running:", " ".join(cmd), flush=True)
             t0 = time.perf_counter()
             rc = subprocess.run(cmd, env=env).returncode

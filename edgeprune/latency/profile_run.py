@@ -122,32 +122,45 @@ def calibration_networks(
     model: nn.Module, input_shape: tuple[int, int, int], multiple: int, n: int, seed: int = 0
 ) -> list[nn.Module]:
     """``n`` members of ``model``'s search space (seeded: the same ones on every run), built as the
-    search builds candidates, their sizes spread from the smallest networks to the unpruned one
-    (:meth:`SearchSpace.spread`: the overhead fit then spans what a front spans, not only the middle
-    of the space that uniform genomes all fall in); half keep every block, half (the smallest among
-    them) drop some, so width and depth both vary."""
+    search builds candidates, whose weight counts are spread from the space's smallest network towards
+    the unpruned one, evenly in √W (width: more of them where the weights start to leave the cache).
+
+    The overhead fit prices the weights a network reads (:class:`OverheadModel`'s knee ``W₀`` sits at
+    one of these networks' ``W``), so they are chosen by ``W`` itself: from a pool of spread genomes
+    (:meth:`SearchSpace.spread`), half of them with every block kept, the one nearest each target
+    ``W``, alternating between networks that keep every block and networks that drop some, so width and
+    depth both vary. (Chosen by genome size alone, a MobileNetV2 set left 250k–1M weights empty and the
+    fit priced the networks there 20–50 % slow.)"""
     if n <= 0:
         return []
     import numpy as np
 
     from edgeprune.graph import apply_plan
+    from edgeprune.graph.plan import predict_params
     from edgeprune.latency.enumerate import widest_space
 
     example, analysis, space = widest_space(model, input_shape, multiple)
     if space is None:
         return []
     rng = np.random.default_rng(seed)
-    # the space's smallest network itself (a front's fastest members come close to it) and n - 1 spread
-    # ones, smallest first; every second one keeps all its blocks, so the smallest are also shallow
-    genomes = np.vstack([np.zeros((1, space.n_var), dtype=int), space.spread(rng, n - 1)])
-    size = (genomes / np.maximum(space.upper_bounds, 1)).mean(axis=1)
     depth = np.array([g.kind == "depth" for g in space.genes])
-    out = []
-    for i, genome in enumerate(genomes[np.argsort(size, kind="stable")]):
-        if i % 2 == 1:
-            genome = np.where(depth, space.upper_bounds, genome)
-        out.append(apply_plan(model, space.decode(genome), example, analysis=analysis))
-    return out
+    # the space's smallest network itself (a front's fastest members come close to it), then the pool
+    drops = np.vstack([np.zeros((1, space.n_var), dtype=int), space.spread(rng, 8 * n)])
+    keeps = np.where(depth, space.upper_bounds, drops)
+    pool = [(g, bool(k)) for k, genomes in ((0, drops), (1, keeps)) for g in genomes]
+    root = np.sqrt([predict_params(analysis, space.decode(g)) for g, _ in pool])
+    lo, hi = root[0], float(np.sqrt(predict_params(analysis, space.decode(space.upper_bounds))))
+    chosen = [0]
+    for i in range(1, n):
+        target = lo + (hi - lo) * i / n  # the unpruned network (i = n) is timed anyway
+        free = [j for j in range(len(pool)) if j not in chosen]
+        kind = [j for j in free if pool[j][1] == (i % 2 == 1)] or free  # alternate: keep blocks, drop some
+        nearest = min(free, key=lambda j: abs(root[j] - target))
+        preferred = min(kind, key=lambda j: abs(root[j] - target))
+        close = abs(root[preferred] - target) <= abs(root[nearest] - target) + 0.05 * (hi - lo)
+        chosen.append(preferred if close else nearest)
+    chosen.sort(key=lambda j: root[j])
+    return [apply_plan(model, space.decode(pool[j][0]), example, analysis=analysis) for j in chosen]
 
 
 def table_destination(profile: HardwareProfile, timer: KernelTimer) -> Path:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from edgeprune.latency import kernel_models, load_profile, predictor_for, profiler
@@ -81,3 +82,36 @@ def test_a_profile_measured_only_while_slow_says_so(tmp_path, monkeypatch, capsy
                  "--runs", "5", "--warmup", "0", "--quiet"]) == 0  # fmt: skip
     err = capsys.readouterr().err
     assert "warning:" in err and "measured only while this machine ran slow" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [
+        ("resnet20", (3, 32, 32)),
+        pytest.param(
+            "torchvision:mobilenet_v2", (3, 32, 32), marks=pytest.mark.slow
+        ),  # ~30 s to build the set
+    ],
+)
+def test_calibration_networks_spread_their_weights_without_a_gap(name, shape):
+    """The overhead fit's knee sits at a calibration network's weight count, so the networks cover the
+    space's weight range evenly in √W (no stretch of it left empty), with and without dropped blocks."""
+    import numpy as np
+
+    from edgeprune.config import ModelConfig
+    from edgeprune.latency.profile_run import calibration_networks
+    from edgeprune.models import build_model
+
+    model = build_model(ModelConfig(name=name, num_classes=10)).model
+    nets = calibration_networks(model, shape, 8, 10)
+    root = np.sqrt([sum(p.numel() for p in net.parameters()) for net in nets])
+    top = np.sqrt(sum(p.numel() for p in model.parameters()))
+    assert len(nets) == 10 and np.all(np.diff(root) >= 0)
+    steps = np.diff([*root, top])
+    assert steps.max() <= 2.0 * (top - root[0]) / 10  # even steps would be 1×
+    depths = {len(list(net.modules())) for net in nets}
+    assert len(depths) > 2  # depth varies too, not only width
+    again = calibration_networks(model, shape, 8, 10)  # seeded: the same networks every run
+    assert [sum(p.numel() for p in n.parameters()) for n in again] == [
+        sum(p.numel() for p in n.parameters()) for n in nets
+    ]
