@@ -149,7 +149,7 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compile_knee.json")
     args = ap.parse_args()
-    if "knee" not in args.picks.split(","):
+    if "knee" not in (p.strip() for p in args.picks.split(",")):  # as compile --picks reads it
         sys.exit("--picks: the knee is what this benchmark judges; name it")
     if args.run is not None and not (args.run / "run.json").is_file():
         sys.exit(f"--run {args.run}: not a run directory (no run.json)")
