@@ -25,14 +25,18 @@ _UNHASHED_NAMES = ("manifest.json", "edgeprune.log", "run.json")
 _UNHASHED_DIRS = ("search",)
 
 
-def run_files(root: Path) -> dict[str, dict[str, Any]]:
+def run_files(root: Path, skip: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Size and sha256 of every file of the run directory ``root`` that the run manifest covers, by
-    path relative to ``root`` (``/``-separated, sorted)."""
+    path relative to ``root`` (``/``-separated, sorted); folders ``skip`` (relative, ``/``-separated)
+    are left out."""
     root = Path(root)
+    skipped = tuple(f"{d.rstrip('/')}/" for d in skip)
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
         if not path.is_file() or rel.parts[0] in _UNHASHED_DIRS or path.name in _UNHASHED_NAMES:
+            continue
+        if rel.as_posix().startswith(skipped):
             continue
         files[rel.as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return files
@@ -42,14 +46,20 @@ def write_run_manifest(
     run: RunDir, *, model_name: str, target: str, latency_source: str, picks: Sequence[str] = PICK_NAMES
 ) -> Path:
     """Write ``manifest.json`` of the run: model, target, latency source, the shipped picks' manifests and
-    :func:`run_files`."""
+    :func:`run_files`.
+
+    The folder of a pick that is not shipped — fine-tuned by an earlier ``--picks`` of a resumed run —
+    stays on disk (an hour of training is not deleted), is named under ``not_shipped`` and is not hashed:
+    the manifest covers what this run ships."""
+    kept = [f"picks/{n}" for n in PICK_NAMES if n not in picks and run.pick(n).is_dir()]
     manifest = {
         "edgeprune_run": RUN_MANIFEST_VERSION,
         "model": model_name,
         "target": target,
         "latency_source": latency_source,
         "picks": {n: f"picks/{n}/manifest.json" for n in picks},
-        "files": run_files(run.root),
+        "not_shipped": kept,
+        "files": run_files(run.root, skip=kept),
     }
     return write_text_atomic(run.manifest, json.dumps(manifest, indent=1, sort_keys=True))
 

@@ -107,6 +107,7 @@ def test_write_run_report(run):
     assert manifest["model"] == "transfer:resnet20:32" and manifest["target"] == "host-cpu"
     assert manifest["latency_source"] == "measured" and manifest["edgeprune_run"] == 1
     assert manifest["picks"] == {n: f"picks/{n}/manifest.json" for n in ("accurate", "knee", "fast")}
+    assert manifest["not_shipped"] == []
     # the manifest is written last: it hashes the plot and the page written just before it
     assert set(manifest["files"]) == {
         "base/weights.pt", "config.yaml", "influential_filters.csv", "picks/knee/model.onnx", "pareto.png",
@@ -135,3 +136,19 @@ def test_a_run_that_shipped_only_the_knee_reports_and_lists_only_the_knee(run):
     )  # fmt: skip
     assert list(report["picks"]) == ["knee"]
     assert json.loads(run.manifest.read_text())["picks"] == {"knee": "picks/knee/manifest.json"}
+
+
+def test_a_pick_fine_tuned_earlier_but_no_longer_shipped_is_kept_named_and_not_hashed(run):
+    # a run resumed with `--picks knee` after `--picks knee,accurate`: the accurate pick's folder stays
+    _write(run.root, "picks/accurate/model.onnx", b"earlier onnx")
+    _write(run.root, "picks/accurate/weights.pt", b"earlier weights")
+    shipped = {"knee": {"verify": {"passed": True, "checks": [], "where": "here"}}}
+    write_run_report(
+        run, _result(), model_name="resnet20", profile=load_profile("host-cpu"), config_yaml="model: x\n",
+        finalize={"knee": {"test_accuracy": 0.95}}, shipped=shipped, picks=("knee",),
+    )  # fmt: skip
+    manifest = json.loads(run.manifest.read_text())
+    assert manifest["not_shipped"] == ["picks/accurate"]
+    assert (run.root / "picks/accurate/weights.pt").read_bytes() == b"earlier weights"
+    assert "picks/knee/model.onnx" in manifest["files"]
+    assert not [f for f in manifest["files"] if f.startswith("picks/accurate")]
