@@ -112,6 +112,8 @@ def compile_args(args: argparse.Namespace, out: Path) -> list[str]:
            "--precision", args.precision, "--finetune-precision", args.finetune_precision, "--distill" if args.distill else "--no-distill", "--picks", args.picks, "--out", str(out), "--quiet"]  # fmt: skip
     if args.full:
         cmd += ["--extra-train", str(args.data / "cifar10-extra" / "train_40k.npz")]
+    if args.config:
+        cmd += ["--config", str(args.config)]
     return cmd
 
 
@@ -138,6 +140,7 @@ def main() -> None:
         "--picks", default="accurate,knee,fast", help="compile --picks (the knee must be among them)"
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", type=Path, help="compile --config: a YAML of further settings (flags win)")
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--reps", type=int, default=200)
     ap.add_argument("--run", type=Path, help="analyse this finished run instead of compiling")
