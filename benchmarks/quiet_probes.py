@@ -92,6 +92,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quiet_probes.json")
     args = ap.parse_args()
+    if args.seconds <= 0 or args.runs <= 0:
+        ap.error("--seconds and --runs must be positive")
     torch.manual_seed(args.seed)
     profile = load_profile(args.target)
     probes = {name: kernel_models(key)[1] for name, key in CANDIDATES.items()}

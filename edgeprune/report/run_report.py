@@ -27,16 +27,14 @@ _UNHASHED_DIRS = ("search",)
 
 def run_files(root: Path, skip: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Size and sha256 of every file of the run directory ``root`` that the run manifest covers, by
-    path relative to ``root`` (``/``-separated, sorted); folders ``skip`` (relative, ``/``-separated)
-    are left out."""
+    path relative to ``root`` (``/``-separated, sorted); the search's folder and the folders ``skip``
+    (relative, ``/``-separated) are left out."""
     root = Path(root)
-    skipped = tuple(f"{d.rstrip('/')}/" for d in skip)
+    skipped = tuple(f"{d.rstrip('/')}/" for d in (*_UNHASHED_DIRS, *skip))
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if not path.is_file() or rel.parts[0] in _UNHASHED_DIRS or path.name in _UNHASHED_NAMES:
-            continue
-        if rel.as_posix().startswith(skipped):
+        if not path.is_file() or path.name in _UNHASHED_NAMES or rel.as_posix().startswith(skipped):
             continue
         files[rel.as_posix()] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     return files
