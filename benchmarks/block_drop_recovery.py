@@ -38,7 +38,9 @@ def main() -> None:
     ap.add_argument("--drops", default="0,9,13", help="how many blocks to drop, comma-separated")
     ap.add_argument("--lr", type=float, default=0.01)
     ap.add_argument("--kd-alpha", type=float, default=0.0, help="distil from the original network (0: off)")
-    ap.add_argument("--bf16", action="store_true", help="fine-tune with bfloat16 forward passes (CPU autocast)")
+    ap.add_argument(
+        "--bf16", action="store_true", help="fine-tune with bfloat16 forward passes (CPU autocast)"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "block_drop_recovery.json")
     args = ap.parse_args()

@@ -124,7 +124,9 @@ def test_a_profile_names_a_declared_runtime_that_has_a_profiler(tmp_path) -> Non
     ]:
         path = tmp_path / f"{runtime}.yaml"
         path.write_text(yaml.safe_dump({**data, "runtime": runtime}))
-        with pytest.raises(ProfileError, match=message + r".*\(a profile may name: onnxruntime-cpu, tensorrt\)"):
+        with pytest.raises(
+            ProfileError, match=message + r".*\(a profile may name: onnxruntime-cpu, tensorrt\)"
+        ):
             load_profile(str(path))
 
 

@@ -56,7 +56,9 @@ def test_load_pick_alone_is_the_shipped_network(pick):
     pick_dir, shipped = pick
     # the pruned option-A shortcut's 0/1 embedding is a non-persistent buffer: buffers.pt carries it
     assert (pick_dir / "buffers.pt").is_file()
-    torch.manual_seed(123)  # the architecture is built from a random init: its channel ranking is not the base's
+    torch.manual_seed(
+        123
+    )  # the architecture is built from a random init: its channel ranking is not the base's
     model = load_pick(pick_dir)
     assert torch.equal(_logits(model), _logits(shipped)) and not model.training
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in shipped.parameters())
