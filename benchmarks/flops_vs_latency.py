@@ -100,7 +100,7 @@ def main() -> None:
     ap.add_argument("--population", type=int, default=20)
     ap.add_argument("--val-size", type=int, default=500)
     ap.add_argument("--finetune-steps", type=int, default=10, help="SGD steps in each approximate evaluation")
-    ap.add_argument("--train-epochs", type=int, default=15)
+    ap.add_argument("--train-epochs", type=int, default=30)
     ap.add_argument("--train-lr", type=float, default=0.05)
     ap.add_argument("--profile-passes", type=int, default=3)
     ap.add_argument(
