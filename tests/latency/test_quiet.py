@@ -87,9 +87,22 @@ def test_keys_measured_only_in_a_slow_episode_are_measured_again(tmp_path, loud_
         assert quiet["remeasured"] > 0 and quiet["without_a_quiet_pass"] == []
         for k in KEYS:
             assert table.entries[k].median_ms == pytest.approx(reference.entries[k].median_ms)
-    else:  # slow throughout: the probe's best is itself slow, so nothing looks loud (nothing to compare)
+    else:  # slow throughout a new table: its probe's best is itself slow, so nothing looks loud
         assert quiet["remeasured"] == 0
     assert all(table.passes_of(k) >= 2 for k in KEYS)
+
+
+def test_a_run_slow_throughout_is_judged_against_the_best_probe_its_table_has_seen(tmp_path, monkeypatch):
+    import edgeprune.latency.quiet as quiet_mod
+
+    monkeypatch.setattr(quiet_mod, "MAX_WAIT_S", 0.05)
+    path = tmp_path / "t.json"
+    first, _ = profile_kernels(KEYS[:2], path, EpisodeTimer(0), passes=2)  # a quiet run: probe 0.01 ms
+    table, _ = profile_kernels(KEYS, path, EpisodeTimer(10_000), passes=2)  # 1.5x slow from start to end
+    quiet = table.provenance["quiet"]
+    assert quiet["best_ms"] == first.provenance["quiet"]["best_ms"] == pytest.approx(0.01)
+    assert quiet["loud_share"] == 1.0 and quiet["gave_up"]
+    assert {str(k) for k in KEYS[2:]} <= set(quiet["without_a_quiet_pass"])  # said, not hidden
 
 
 class GpuTimer(FakeTimer):
