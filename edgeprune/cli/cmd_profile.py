@@ -134,3 +134,10 @@ def command(
             f"(other work on its cores); delete {s.table_path} and profile again when it is quiet",
             err=True,
         )
+    if s.unsettled_networks:
+        click.echo(
+            f"warning: the end-to-end times of {s.unsettled_networks} whole networks did not settle (their "
+            f"fastest passes differ by more than 3 %), so the per-network overhead is uncertain; delete "
+            f"{s.table_path} and profile again when this machine is quiet",
+            err=True,
+        )

@@ -47,6 +47,7 @@ class ProfileSummary:
     entries: int
     source: str
     without_a_quiet_pass: int = 0  # entries measured only while the machine ran slow (quiet watch)
+    unsettled_networks: int = 0  # whole networks whose two fastest passes still disagree
 
 
 def make_timer(
@@ -220,8 +221,9 @@ def profile_model(
         quantize=quantize,
     )
     loud = len(table.provenance.get("quiet", {}).get("without_a_quiet_pass", ())) if measured else 0
+    unsettled = len(table.provenance.get("network_passes", {}).get("unsettled", ())) if measured else 0
     return ProfileSummary(
-        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source, loud
+        profile.name, model_name, path, len(keys), measured, len(table.entries), table.source, loud, unsettled
     )
 
 

@@ -84,6 +84,31 @@ def test_a_profile_measured_only_while_slow_says_so(tmp_path, monkeypatch, capsy
     assert "warning:" in err and "measured only while this machine ran slow" in err
 
 
+class _Drifting(_Timer):
+    """Every call 10 % slower than the one before: no two passes of a whole network ever agree."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def time_models_ms(self, models):
+        self.calls += 1
+        return [[t * 1.1**self.calls for t in ts] for ts in super().time_models_ms(models)]
+
+
+def test_whole_networks_that_never_settle_are_named_in_a_warning(tmp_path, monkeypatch, capsys):
+    from edgeprune.cli import main
+    from edgeprune.latency import quiet
+
+    monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(quiet, "MAX_WAIT_S", 0.0)
+    monkeypatch.setattr(pr, "make_timer", lambda *a, **k: _Drifting())
+    monkeypatch.setattr(profiler, "measure_kernel", lambda key, timer, models=None: (0.002, 0.002, 0.002, 5))
+    assert main(["profile", "--target", "host-cpu", "--model", "digits-resnet", "--passes", "1",
+                 "--runs", "5", "--warmup", "0", "--quiet"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert "whole networks did not settle" in err
+
+
 @pytest.mark.parametrize(
     ("name", "shape"),
     [
