@@ -128,16 +128,5 @@ def command(
         f"{s.target}: {s.kernels} kernels for {s.model}, {s.measured_now} measurements now "
         f"({s.entries} entries, {s.source}) -> {s.table_path}"
     )
-    if s.without_a_quiet_pass:
-        click.echo(
-            f"warning: {s.without_a_quiet_pass} entries were measured only while this machine ran slow "
-            f"(other work on its cores); delete {s.table_path} and profile again when it is quiet",
-            err=True,
-        )
-    if s.unsettled_networks:
-        click.echo(
-            f"warning: the end-to-end times of {s.unsettled_networks} whole networks did not settle (their "
-            f"fastest passes differ by more than 3 %), so the per-network overhead is uncertain; delete "
-            f"{s.table_path} and profile again when this machine is quiet",
-            err=True,
-        )
+    for line in s.warnings():
+        click.echo(line, err=True)

@@ -49,6 +49,22 @@ class ProfileSummary:
     without_a_quiet_pass: int = 0  # entries measured only while the machine ran slow (quiet watch)
     unsettled_networks: int = 0  # whole networks whose two fastest passes still disagree
 
+    def warnings(self) -> list[str]:
+        """One line per way this run's measurements may not be the machine's speed."""
+        again = f"delete {self.table_path} and profile again when this machine is quiet"
+        out = []
+        if self.without_a_quiet_pass:
+            out.append(
+                f"warning: {self.without_a_quiet_pass} entries were measured only while this machine ran "
+                f"slow (other work on its cores); {again}"
+            )
+        if self.unsettled_networks:
+            out.append(
+                f"warning: the end-to-end times of {self.unsettled_networks} whole networks did not settle "
+                f"(their fastest passes differ by more than 3 %), so the per-network overhead is uncertain; {again}"
+            )
+        return out
+
 
 def make_timer(
     profile: HardwareProfile, remote: str | None, token: str | None, warmup: int, runs: int

@@ -102,6 +102,8 @@ def ensure_latency_table(inputs: Inputs, reporter: Reporter) -> None:
         on_progress=reporter.progress("measuring kernels"),
     )  # fmt: skip
     reporter.info(f"measured {summary.measured_now} kernel passes into {summary.table_path}")
+    for line in summary.warnings():
+        reporter.info(line)
     pred = predictor_for(p)
     if pred.source != MEASURED or pred.uncovered(keys):  # pragma: no cover - profile_model measures them all
         raise ProfileError(f"measuring the {p.name} table failed; run `{_profile_command(inputs)}`")
