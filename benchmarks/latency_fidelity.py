@@ -306,7 +306,8 @@ def main() -> None:
                 flush=True,
             )
             seeds = rng.integers(0, 2**31, args.rounds)
-            known_best = (table_quiet(summary.table_path) or {}).get("best_ms")
+            profiled_quiet = table_quiet(summary.table_path)
+            known_best = (profiled_quiet or {}).get("best_ms")
             timed = [
                 measure_in_fresh_process(onnx_models, profile, args.passes, args.runs, int(seed), known_best)
                 for seed in seeds
@@ -327,7 +328,7 @@ def main() -> None:
                 "family": spec, "input_shape": list(shape), **profile.threading, "precision": profile.precision,
                 "n": args.n,
                 "table_kernels": summary.kernels, "profile_s": round(profile_s, 1), "source": predictor.source,
-                "table_quiet": table_quiet(summary.table_path),
+                "table_quiet": profiled_quiet,
                 "measurement_quiet": [{k: v for k, v in w.items() if k != "without_a_quiet_pass"}
                                       | {"without_a_quiet_pass": len(w["without_a_quiet_pass"])} for w in watched],
                 "table": figures(pred, meas), "flops_out_of_sample": figures(flops, meas), **repeat,

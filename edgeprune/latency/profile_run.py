@@ -27,7 +27,13 @@ from torch import nn
 from edgeprune.errors import ConfigError, RuntimeUnavailableError
 from edgeprune.latency.kernels import KernelKey
 from edgeprune.latency.profile import HardwareProfile, target_profile
-from edgeprune.latency.profiler import KernelTimer, LocalOrtTimer, profile_kernels, timer_fingerprint
+from edgeprune.latency.profiler import (
+    NETWORK_SETTLE,
+    KernelTimer,
+    LocalOrtTimer,
+    profile_kernels,
+    timer_fingerprint,
+)
 from edgeprune.latency.quantize import ProfileQuantizer, load_recipe
 from edgeprune.latency.store import edgeprune_home, local_fingerprint, table_path_for
 
@@ -61,7 +67,7 @@ class ProfileSummary:
         if self.unsettled_networks:
             out.append(
                 f"warning: the end-to-end times of {self.unsettled_networks} whole networks did not settle "
-                f"(their fastest passes differ by more than 3 %), so the per-network overhead is uncertain; {again}"
+                f"(their fastest passes differ by more than {NETWORK_SETTLE * 100:g} %), so the per-network overhead is uncertain; {again}"
             )
         return out
 

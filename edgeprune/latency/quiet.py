@@ -14,8 +14,8 @@ small probe on the same timer (a 3×3 convolution, 32 channels at 16×16, which 
 episodes against 1.06× outside them, correlation 0.89 with ResNet-56) at most every
 ``interval_s``, and a pass counts as *quiet* when every probe around it ran within ``tolerance`` of
 the best probe of the run, or of an earlier run on the same table (``known_best_ms``: a run slow
-from start to end has no quiet probe of its own to compare with). Keys without a quiet pass are measured again, each once the probe says
-the machine is quiet, for up to ``QUIET_ROUNDS`` rounds. When no quiet probe comes within
+from start to end has no quiet probe of its own to compare with). Keys without a quiet pass are
+measured again, each once the probe says the machine is quiet, for up to ``QUIET_ROUNDS`` rounds. When no quiet probe comes within
 ``max_wait_s``, the profiler stops measuring again and records the keys still without a quiet pass:
 a machine loud for that long will not turn quiet within a profile's time (one run before this
 limit waited 25 minutes on a ResNet-56 table of 62 kernels).

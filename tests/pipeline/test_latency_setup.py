@@ -18,6 +18,7 @@ from edgeprune.latency.store import choose_table, own_table_path
 from edgeprune.models import build_model
 from edgeprune.pipeline.latency_setup import ensure_latency_table
 from edgeprune.progress import Reporter
+from tests.latency.test_profile_run import Drifting
 
 
 def _inputs(profile, name="digits-resnet", shape=(1, 8, 8)):
@@ -99,25 +100,12 @@ def test_compile_threads_reach_the_target_everywhere(tmp_path, monkeypatch):
     assert own_table_path(inputs.profile) != own_table_path(load_profile("host-cpu"))
 
 
-class _Drifting(_Device):
-    """Every call 10 % slower than the one before: nothing this machine times ever settles."""
-
-    calls = 0
-
-    def time_models_ms(self, models):
-        type(self).calls += 1
-        return [[t * 1.1**self.calls for t in ts] for ts in super().time_models_ms(models)]
-
-    def info(self):  # this machine, so the table it writes is this machine's
-        return profiler.LocalOrtTimer(threads=1).info()
-
-
 def test_compile_says_when_what_it_measured_here_was_not_the_machines_speed(tmp_path, monkeypatch):
     from edgeprune.latency import quiet
 
     monkeypatch.setenv("EDGEPRUNE_HOME", str(tmp_path))
     monkeypatch.setattr(quiet, "MAX_WAIT_S", 0.0)
-    monkeypatch.setattr(pr, "make_timer", lambda *a, **k: _Drifting())
+    monkeypatch.setattr(pr, "make_timer", lambda *a, **k: Drifting())
     monkeypatch.setattr(profiler, "measure_kernel", lambda key, timer, models=None: (0.002, 0.002, 0.002, 5))
     said: list[str] = []
 
